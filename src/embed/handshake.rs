@@ -1,0 +1,320 @@
+//! The handshake: a request that carries an embed token.
+//!
+//! 1. verify the token (§3) and consume its `jti`;
+//! 2. plan the user (§4) and decide access (§5) against the planned user;
+//! 3. only then write the plan (create or update the user) and issue the
+//!    session.
+//!
+//! Any failure leaves users, memberships and sessions as they were, and is
+//! recorded in the audit log.
+
+use std::net::IpAddr;
+
+use crate::audit::{self, Entry, Origin};
+use crate::error::{ErrorCode, Problem};
+use crate::gateway::Gateway;
+use crate::identity::{self, Plan};
+use crate::policy::{Change, NoTrace};
+use crate::session::SessionClaims;
+use crate::store::{JtiUse, StoreError};
+use crate::token::{self, VerifiedToken};
+
+use super::{TokenParam, denial};
+
+pub struct HandshakeRequest<'a> {
+    pub token: &'a TokenParam,
+    pub workbook: &'a str,
+    pub tag: Option<&'a str>,
+    pub remote: IpAddr,
+    pub origin: Origin,
+}
+
+#[derive(Debug)]
+pub struct HandshakeSuccess {
+    /// The `Set-Cookie` header value.
+    pub set_cookie: String,
+    pub client_id: String,
+    pub user_id: i64,
+    pub session_id: String,
+}
+
+/// What is known about the attempt, for the audit log.
+#[derive(Default)]
+struct Attempt {
+    client_id: Option<String>,
+    email: Option<String>,
+    note: Option<String>,
+}
+
+fn store_problem(e: StoreError) -> Problem {
+    if e.is_unavailable() {
+        Problem::unavailable()
+    } else {
+        tracing::error!(error = %e, "database error during a handshake");
+        Problem::internal()
+    }
+}
+
+pub async fn handshake(
+    gw: &Gateway,
+    req: HandshakeRequest<'_>,
+) -> Result<HandshakeSuccess, Problem> {
+    let now = gw.now();
+    if let Err(wait) = gw.limiter.check(req.remote, now) {
+        gw.metrics.handshake(Some(ErrorCode::RateLimited.as_str()));
+        let mut p = Problem::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Too many failed embed attempts from this address. Try again in {wait} seconds."
+            ),
+        );
+        p.retry_after = Some(wait);
+        return Err(p);
+    }
+    let mut attempt = Attempt::default();
+    let result = run(gw, &req, now, &mut attempt).await;
+    let code = result.as_ref().err().map(|p| p.code);
+    if let Some(code) = code {
+        if matches!(code.status(), 401 | 403) {
+            gw.limiter.record_failure(req.remote, now);
+        }
+    }
+    gw.metrics.handshake(code.map(ErrorCode::as_str));
+    gw.recorder.record(
+        &req.origin,
+        Entry {
+            event: audit::HANDSHAKE,
+            allowed: result.is_ok(),
+            code: code.map(|c| c.as_str().to_owned()),
+            client_id: attempt.client_id,
+            email: attempt.email,
+            workbook: Some(req.workbook.chars().take(128).collect()),
+            note: attempt.note,
+        },
+    );
+    result
+}
+
+async fn run(
+    gw: &Gateway,
+    req: &HandshakeRequest<'_>,
+    now: i64,
+    attempt: &mut Attempt,
+) -> Result<HandshakeSuccess, Problem> {
+    let raw_token = match req.token {
+        TokenParam::One(t) => t.as_str(),
+        TokenParam::Several => {
+            return Err(token::TokenError::malformed(
+                "the request carries more than one token (jwt twice, or jwt and :jwt)",
+            )
+            .into());
+        }
+        TokenParam::None => return Err(Problem::internal()),
+    };
+    let verified: VerifiedToken = {
+        let state = gw.policy.read();
+        token::verify(raw_token, &*state, &gw.rules, now)
+    }
+    .map_err(|e| {
+        attempt.client_id = e.client_id.clone();
+        Problem::from(e)
+    })?;
+    let client_id = verified.client_id.to_string();
+    attempt.client_id = Some(client_id.clone());
+    attempt.email = Some(verified.claims.email.to_string());
+    tracing::Span::current().record("client_id", client_id.as_str());
+    tracing::Span::current().record("jti", verified.claims.jti.as_str());
+
+    let fresh = gw
+        .jti
+        .consume(JtiUse {
+            client_id: client_id.clone(),
+            jti: verified.claims.jti.clone(),
+            expires_at: verified.claims.exp.saturating_add(gw.rules.clock_skew_secs),
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the jti ledger failed");
+            Problem::unavailable()
+        })?;
+    if !fresh {
+        return Err(Problem::new(
+            ErrorCode::TokenReplayed,
+            "This embed token was already used. Sign a fresh token (with a new jti) for every page load.",
+        ));
+    }
+
+    // Plan and decide against the current policy; write nothing yet.
+    let plan = plan_and_decide(gw, req, &verified, attempt)?;
+    let user_id = if plan.writes() {
+        apply(gw, req, &verified, attempt, now).await?
+    } else {
+        match &plan {
+            Plan::Existing { user, .. } => user.id,
+            _ => return Err(Problem::internal()),
+        }
+    };
+
+    let (epoch, session_length) = {
+        let state = gw.policy.read();
+        let user = state.user(user_id).ok_or_else(Problem::internal)?;
+        (user.session_epoch, verified.claims.session_length)
+    };
+    let ttl = session_length.map_or(gw.config.embed.session_ttl_secs, |s| {
+        s.min(gw.config.embed.session_ttl_secs)
+    });
+    let claims = SessionClaims {
+        sid: crate::crypto::random_token("", 16).map_err(|_| Problem::internal())?,
+        uid: user_id,
+        cid: client_id.clone(),
+        wb: req.workbook.to_owned(),
+        ep: epoch,
+        exp: now + ttl,
+    };
+    gw.recorder.seen(user_id);
+    gw.metrics.session_issued(claims.exp);
+    Ok(HandshakeSuccess {
+        set_cookie: gw.sessions.set_cookie(&claims, ttl),
+        client_id,
+        user_id,
+        session_id: claims.sid,
+    })
+}
+
+/// Plans the user and decides access with the in-memory policy.
+fn plan_and_decide(
+    gw: &Gateway,
+    req: &HandshakeRequest<'_>,
+    verified: &VerifiedToken,
+    attempt: &mut Attempt,
+) -> Result<Plan, Problem> {
+    let state = gw.policy.read();
+    let client = state
+        .active_client(verified.client_id.as_str())
+        .ok_or_else(|| {
+            Problem::from(token::TokenError::unknown_client(
+                verified.client_id.as_str(),
+            ))
+        })?;
+    let plan = identity::plan(&state, client, &verified.claims)?;
+    if let Plan::Existing {
+        note: Some(note), ..
+    } = &plan
+    {
+        attempt.note = Some(note.clone());
+    }
+    let decision = state.decide(plan.subject(), req.workbook, req.tag, &mut NoTrace);
+    match decision.denied {
+        Some(code) => Err(denial(code)),
+        None => Ok(plan),
+    }
+}
+
+/// Writes the plan: under the policy's write lock, plans again (the policy
+/// may have changed while waiting), decides again, writes, and refreshes
+/// memory. Returns the user's id.
+async fn apply(
+    gw: &Gateway,
+    req: &HandshakeRequest<'_>,
+    verified: &VerifiedToken,
+    attempt: &mut Attempt,
+    now: i64,
+) -> Result<i64, Problem> {
+    let guard = gw.policy.write_lock().await;
+    let now_ms = gw.now_millis().max(now * 1000);
+    // Twice at most: a create that loses a race adopts the winner's user.
+    for _ in 0..2 {
+        let plan = plan_and_decide(gw, req, verified, attempt)?;
+        let email = verified.claims.email.to_string();
+        match plan {
+            Plan::Existing { user, .. } => return Ok(user.id),
+            Plan::Create { fields } => match gw
+                .store
+                .insert_user(&fields, now_ms)
+                .await
+                .map_err(store_problem)?
+            {
+                Some(id) => {
+                    gw.changed(&guard, &[Change::User(id)])
+                        .await
+                        .map_err(store_problem)?;
+                    let teams = gw.policy.read().team_names(&fields.team_ids);
+                    record_user_event(
+                        gw,
+                        req,
+                        audit::USER_CREATED,
+                        &email,
+                        &attempt.client_id,
+                        format!(
+                            "embed user created; teams: {}; account_type: {}",
+                            teams.join(", "),
+                            fields.account_type
+                        ),
+                    );
+                    return Ok(id);
+                }
+                None => {
+                    // Created meanwhile (by another instance): load it, plan again.
+                    let existing = gw
+                        .store
+                        .get_user_by_email(&verified.claims.email)
+                        .await
+                        .map_err(store_problem)?
+                        .ok_or_else(Problem::internal)?;
+                    gw.changed(&guard, &[Change::User(existing.id)])
+                        .await
+                        .map_err(store_problem)?;
+                }
+            },
+            Plan::Update {
+                user,
+                fields,
+                changes,
+            } => {
+                if !gw
+                    .store
+                    .update_user(user.id, &fields, now_ms)
+                    .await
+                    .map_err(store_problem)?
+                {
+                    return Err(Problem::internal());
+                }
+                gw.changed(&guard, &[Change::User(user.id)])
+                    .await
+                    .map_err(store_problem)?;
+                record_user_event(
+                    gw,
+                    req,
+                    audit::USER_UPDATED,
+                    &email,
+                    &attempt.client_id,
+                    changes.join("; "),
+                );
+                return Ok(user.id);
+            }
+        }
+    }
+    Err(Problem::internal())
+}
+
+fn record_user_event(
+    gw: &Gateway,
+    req: &HandshakeRequest<'_>,
+    event: &'static str,
+    email: &str,
+    client_id: &Option<String>,
+    note: String,
+) {
+    gw.recorder.record(
+        &req.origin,
+        Entry {
+            event,
+            allowed: true,
+            code: None,
+            client_id: client_id.clone(),
+            email: Some(email.to_owned()),
+            workbook: Some(req.workbook.to_owned()),
+            note: Some(note),
+        },
+    );
+}

@@ -1,0 +1,97 @@
+//! [`Gateway`]: the state every request handler shares, built once from
+//! the configuration (tests build it the same way, with their own clock).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::audit::Recorder;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::content::Content;
+use crate::jti::JtiLedger;
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+use crate::policy::{Change, Policy, WriteGuard};
+use crate::ratelimit::FailureLimiter;
+use crate::session::SessionCodec;
+use crate::store::{Store, StoreResult};
+use crate::token::TimeRules;
+
+pub struct Gateway {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub store: Store,
+    pub policy: Arc<Policy>,
+    pub recorder: Recorder,
+    pub jti: JtiLedger,
+    pub keys: KeyRing,
+    pub sessions: SessionCodec,
+    pub content: Content,
+    pub limiter: FailureLimiter,
+    pub metrics: Metrics,
+    pub rules: TimeRules,
+    /// Runs the demo host page at `/demo/`.
+    pub demo: Option<crate::demo::DemoSettings>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Connects the database (migrating it), loads keys and the policy, and
+    /// starts the background writers. Must run inside a Tokio runtime.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Gateway> {
+        let store = Store::connect(&config.database.url, config.database.max_connections)
+            .await
+            .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
+        store.migrate().await.context("migrating the database")?;
+        let policy = Arc::new(Policy::load(&store).await.context("loading the policy")?);
+        let keys = KeyRing::load_or_generate(&config.keys.dir)
+            .with_context(|| format!("loading keys from {}", config.keys.dir.display()))?;
+        let rules = TimeRules {
+            max_lifetime_secs: config.embed.max_token_lifetime_secs,
+            clock_skew_secs: config.embed.clock_skew_secs,
+            audience: Some(config.embed.audience.clone()).filter(|a| !a.is_empty()),
+        };
+        Ok(Gateway {
+            recorder: Recorder::start(store.clone(), clock.clone()),
+            jti: JtiLedger::start(store.clone()),
+            sessions: SessionCodec::new(keys.session.clone()),
+            content: Content::new(&config.content.templates_dir, &config.content.data_dir),
+            limiter: FailureLimiter::new(config.limits.failed_handshakes_per_minute),
+            metrics: Metrics::default(),
+            keys,
+            rules,
+            policy,
+            store,
+            clock,
+            config,
+            demo: None,
+        })
+    }
+
+    /// Puts what changed in the database into memory. Callers hold the
+    /// policy's write lock from their database write until this returns.
+    pub async fn changed(&self, guard: &WriteGuard<'_>, changes: &[Change]) -> StoreResult<()> {
+        for change in changes {
+            self.policy.refresh(&self.store, guard, change).await?;
+        }
+        Ok(())
+    }
+
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Now, in Unix milliseconds (the storage format).
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+}

@@ -1,0 +1,452 @@
+//! `/admin/api/*`: thin handlers over [`crate::admin`]. Every request but
+//! `GET /admin/api/openapi.json` needs `Authorization: Bearer {admin token}`
+//! (an embed session never authorises one); errors are JSON.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::client_ip::client_addr;
+use super::problem;
+use super::request_id::RequestId;
+use crate::admin::{
+    self, Actor, AdminResult, account_types, clients, explain, grants, settings, teams, users,
+    workbooks, workspaces,
+};
+use crate::audit::Origin;
+use crate::crypto::sha256_hex;
+use crate::error::{ErrorCode, Problem};
+use crate::gateway::Gateway;
+use crate::policy::SettingsPatch;
+
+/// The name of the admin token that authenticated the request.
+#[derive(Debug, Clone)]
+struct AdminName(String);
+
+fn unauthorized(message: &str) -> HttpResponse {
+    let mut res = problem::json(&Problem::new(ErrorCode::Unauthorized, message));
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    res
+}
+
+fn bearer(req: &ServiceRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if req.path() == "/admin/api/openapi.json" && req.method() == actix_web::http::Method::GET {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let Some(gw) = req.app_data::<web::Data<Gateway>>().cloned() else {
+        return Ok(req
+            .into_response(problem::json(&Problem::internal()))
+            .map_into_right_body());
+    };
+    let Some(token) = bearer(&req) else {
+        let res =
+            unauthorized("This endpoint needs an admin token: send Authorization: Bearer <token>.");
+        return Ok(req.into_response(res).map_into_right_body());
+    };
+    match gw
+        .store
+        .admin_token_name(&sha256_hex(token.as_bytes()))
+        .await
+    {
+        Ok(Some(name)) => {
+            req.extensions_mut().insert(AdminName(name));
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Ok(None) => {
+            let res = unauthorized(
+                "The admin token is not valid. Create one with `embedgate admin-token create`.",
+            );
+            Ok(req.into_response(res).map_into_right_body())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checking an admin token failed");
+            Ok(req
+                .into_response(problem::json(&Problem::unavailable()))
+                .map_into_right_body())
+        }
+    }
+}
+
+/// The admin making the request, for the audit log.
+struct AdminActor(Actor);
+
+impl FromRequest for AdminActor {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trusted = req
+            .app_data::<web::Data<Gateway>>()
+            .map(|gw| gw.config.limits.trusted_proxies.clone())
+            .unwrap_or_default();
+        let ext = req.extensions();
+        ready(Ok(AdminActor(Actor {
+            admin: ext
+                .get::<AdminName>()
+                .map(|a| a.0.clone())
+                .unwrap_or_default(),
+            origin: Origin {
+                request_id: ext.get::<RequestId>().map(|r| r.0.clone()),
+                remote_addr: Some(client_addr(req, &trusted).to_string()),
+            },
+        })))
+    }
+}
+
+fn respond<T: Serialize>(
+    status: actix_web::http::StatusCode,
+    result: AdminResult<T>,
+) -> HttpResponse {
+    match result {
+        Ok(body) => HttpResponse::build(status).json(body),
+        Err(p) => problem::json(&p),
+    }
+}
+
+fn ok<T: Serialize>(result: AdminResult<T>) -> HttpResponse {
+    respond(actix_web::http::StatusCode::OK, result)
+}
+
+fn created<T: Serialize>(result: AdminResult<T>) -> HttpResponse {
+    respond(actix_web::http::StatusCode::CREATED, result)
+}
+
+fn no_content(result: AdminResult<()>) -> HttpResponse {
+    match result {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(p) => problem::json(&p),
+    }
+}
+
+/// A JSON body that may be empty.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> AdminResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::validation(format!("The request body is not valid: {e}")))
+}
+
+type Gw = web::Data<Gateway>;
+type Id = web::Path<i64>;
+type Name = web::Path<String>;
+
+async fn get_settings(gw: Gw) -> HttpResponse {
+    ok(Ok(settings::get(&gw)))
+}
+async fn patch_settings(gw: Gw, a: AdminActor, body: web::Json<SettingsPatch>) -> HttpResponse {
+    ok(settings::patch(&gw, &a.0, body.into_inner()).await)
+}
+
+async fn list_clients(gw: Gw) -> HttpResponse {
+    ok(clients::list(&gw).await)
+}
+async fn create_client(
+    gw: Gw,
+    a: AdminActor,
+    body: web::Json<clients::CreateClient>,
+) -> HttpResponse {
+    created(clients::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_client(gw: Gw, id: Name) -> HttpResponse {
+    ok(clients::get(&gw, &id).await)
+}
+async fn rotate_client(gw: Gw, a: AdminActor, id: Name, body: web::Bytes) -> HttpResponse {
+    match optional_body(&body) {
+        Ok(input) => ok(clients::rotate(&gw, &a.0, &id, input).await),
+        Err(p) => problem::json(&p),
+    }
+}
+async fn revoke_client(gw: Gw, a: AdminActor, id: Name) -> HttpResponse {
+    no_content(clients::revoke(&gw, &a.0, &id).await)
+}
+
+async fn list_teams(gw: Gw) -> HttpResponse {
+    ok(teams::list(&gw).await)
+}
+async fn create_team(gw: Gw, a: AdminActor, body: web::Json<teams::CreateTeam>) -> HttpResponse {
+    created(teams::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_team(gw: Gw, id: Id) -> HttpResponse {
+    ok(teams::get(&gw, *id).await)
+}
+async fn patch_team(
+    gw: Gw,
+    a: AdminActor,
+    id: Id,
+    body: web::Json<teams::PatchTeam>,
+) -> HttpResponse {
+    ok(teams::patch(&gw, &a.0, *id, body.into_inner()).await)
+}
+async fn delete_team(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
+    no_content(teams::delete(&gw, &a.0, *id).await)
+}
+
+async fn list_users(gw: Gw, q: web::Query<users::UserQuery>) -> HttpResponse {
+    ok(users::list(&gw, q.into_inner()).await)
+}
+async fn create_user(gw: Gw, a: AdminActor, body: web::Json<users::CreateUser>) -> HttpResponse {
+    created(users::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_user(gw: Gw, id: Id) -> HttpResponse {
+    ok(users::get(&gw, *id).await)
+}
+async fn patch_user(
+    gw: Gw,
+    a: AdminActor,
+    id: Id,
+    body: web::Json<users::PatchUser>,
+) -> HttpResponse {
+    ok(users::patch(&gw, &a.0, *id, body.into_inner()).await)
+}
+async fn delete_user(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
+    no_content(users::delete(&gw, &a.0, *id).await)
+}
+async fn revoke_sessions(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
+    no_content(users::revoke_sessions(&gw, &a.0, *id).await)
+}
+
+async fn list_account_types(gw: Gw) -> HttpResponse {
+    ok(account_types::list(&gw).await)
+}
+async fn create_account_type(
+    gw: Gw,
+    a: AdminActor,
+    body: web::Json<account_types::CreateAccountType>,
+) -> HttpResponse {
+    created(account_types::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_account_type(gw: Gw, name: Name) -> HttpResponse {
+    ok(account_types::get(&gw, &name).await)
+}
+async fn patch_account_type(
+    gw: Gw,
+    a: AdminActor,
+    name: Name,
+    body: web::Json<account_types::PatchAccountType>,
+) -> HttpResponse {
+    ok(account_types::patch(&gw, &a.0, &name, body.into_inner()).await)
+}
+async fn delete_account_type(gw: Gw, a: AdminActor, name: Name) -> HttpResponse {
+    no_content(account_types::delete(&gw, &a.0, &name).await)
+}
+
+async fn list_workspaces(gw: Gw) -> HttpResponse {
+    ok(workspaces::list(&gw).await)
+}
+async fn create_workspace(
+    gw: Gw,
+    a: AdminActor,
+    body: web::Json<workspaces::CreateWorkspace>,
+) -> HttpResponse {
+    created(workspaces::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_workspace(gw: Gw, id: Id) -> HttpResponse {
+    ok(workspaces::get(&gw, *id).await)
+}
+async fn delete_workspace(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
+    no_content(workspaces::delete(&gw, &a.0, *id).await)
+}
+
+async fn list_workbooks(gw: Gw) -> HttpResponse {
+    ok(workbooks::list(&gw).await)
+}
+async fn create_workbook(
+    gw: Gw,
+    a: AdminActor,
+    body: web::Json<workbooks::CreateWorkbook>,
+) -> HttpResponse {
+    created(workbooks::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_workbook(gw: Gw, id: Name) -> HttpResponse {
+    ok(workbooks::get(&gw, &id).await)
+}
+async fn patch_workbook(
+    gw: Gw,
+    a: AdminActor,
+    id: Name,
+    body: web::Json<workbooks::PatchWorkbook>,
+) -> HttpResponse {
+    ok(workbooks::patch(&gw, &a.0, &id, body.into_inner()).await)
+}
+async fn delete_workbook(gw: Gw, a: AdminActor, id: Name) -> HttpResponse {
+    no_content(workbooks::delete(&gw, &a.0, &id).await)
+}
+async fn put_tag(
+    gw: Gw,
+    a: AdminActor,
+    p: web::Path<(String, String)>,
+    body: web::Json<workbooks::PutTag>,
+) -> HttpResponse {
+    let (id, tag) = p.into_inner();
+    ok(workbooks::put_tag(&gw, &a.0, &id, &tag, body.into_inner()).await)
+}
+async fn delete_tag(gw: Gw, a: AdminActor, p: web::Path<(String, String)>) -> HttpResponse {
+    let (id, tag) = p.into_inner();
+    no_content(workbooks::delete_tag(&gw, &a.0, &id, &tag).await)
+}
+
+async fn list_grants(gw: Gw, q: web::Query<grants::GrantQuery>) -> HttpResponse {
+    ok(grants::list(&gw, q.into_inner()).await)
+}
+async fn create_grant(gw: Gw, a: AdminActor, body: web::Json<grants::CreateGrant>) -> HttpResponse {
+    created(grants::create(&gw, &a.0, body.into_inner()).await)
+}
+async fn get_grant(gw: Gw, id: Id) -> HttpResponse {
+    ok(grants::get(&gw, *id).await)
+}
+async fn delete_grant(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
+    no_content(grants::delete(&gw, &a.0, *id).await)
+}
+
+async fn list_audit(gw: Gw, q: web::Query<admin::audit::AuditQuery>) -> HttpResponse {
+    ok(admin::audit::list(&gw, q.into_inner()).await)
+}
+
+async fn get_explain(gw: Gw, q: web::Query<explain::ExplainQuery>) -> HttpResponse {
+    ok(explain::explain(&gw, q.into_inner()))
+}
+
+async fn not_found() -> HttpResponse {
+    problem::json(&Problem::not_found("There is no such admin API endpoint."))
+}
+
+fn bad_input(message: String) -> Error {
+    let res = problem::json(&Problem::validation(message.clone()));
+    actix_web::error::InternalError::from_response(message, res).into()
+}
+
+/// The admin API's routes, with its auth and its error shapes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, patch, post, put, resource};
+    cfg.service(
+        web::scope("/admin/api")
+            .wrap(from_fn(require_admin))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(1 << 20)
+                    .error_handler(|e, _| {
+                        bad_input(format!(
+                            "The request body is not valid JSON for this endpoint: {e}"
+                        ))
+                    }),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| bad_input(format!("The query string is not valid: {e}"))),
+            )
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                let res = problem::json(&Problem::not_found("There is no such resource."));
+                actix_web::error::InternalError::from_response("not found", res).into()
+            }))
+            .service(
+                resource("/settings")
+                    .route(get().to(get_settings))
+                    .route(patch().to(patch_settings)),
+            )
+            .service(
+                resource("/clients")
+                    .route(get().to(list_clients))
+                    .route(post().to(create_client)),
+            )
+            .service(
+                resource("/clients/{id}")
+                    .route(get().to(get_client))
+                    .route(delete().to(revoke_client)),
+            )
+            .service(resource("/clients/{id}/rotate").route(post().to(rotate_client)))
+            .service(
+                resource("/teams")
+                    .route(get().to(list_teams))
+                    .route(post().to(create_team)),
+            )
+            .service(
+                resource("/teams/{id}")
+                    .route(get().to(get_team))
+                    .route(patch().to(patch_team))
+                    .route(delete().to(delete_team)),
+            )
+            .service(
+                resource("/users")
+                    .route(get().to(list_users))
+                    .route(post().to(create_user)),
+            )
+            .service(
+                resource("/users/{id}")
+                    .route(get().to(get_user))
+                    .route(patch().to(patch_user))
+                    .route(delete().to(delete_user)),
+            )
+            .service(resource("/users/{id}/revoke-sessions").route(post().to(revoke_sessions)))
+            .service(
+                resource("/account-types")
+                    .route(get().to(list_account_types))
+                    .route(post().to(create_account_type)),
+            )
+            .service(
+                resource("/account-types/{name}")
+                    .route(get().to(get_account_type))
+                    .route(patch().to(patch_account_type))
+                    .route(delete().to(delete_account_type)),
+            )
+            .service(
+                resource("/workspaces")
+                    .route(get().to(list_workspaces))
+                    .route(post().to(create_workspace)),
+            )
+            .service(
+                resource("/workspaces/{id}")
+                    .route(get().to(get_workspace))
+                    .route(delete().to(delete_workspace)),
+            )
+            .service(
+                resource("/workbooks")
+                    .route(get().to(list_workbooks))
+                    .route(post().to(create_workbook)),
+            )
+            .service(
+                resource("/workbooks/{id}")
+                    .route(get().to(get_workbook))
+                    .route(patch().to(patch_workbook))
+                    .route(delete().to(delete_workbook)),
+            )
+            .service(
+                resource("/workbooks/{id}/tags/{tag}")
+                    .route(put().to(put_tag))
+                    .route(delete().to(delete_tag)),
+            )
+            .service(
+                resource("/grants")
+                    .route(get().to(list_grants))
+                    .route(post().to(create_grant)),
+            )
+            .service(
+                resource("/grants/{id}")
+                    .route(get().to(get_grant))
+                    .route(delete().to(delete_grant)),
+            )
+            .service(resource("/audit").route(get().to(list_audit)))
+            .service(resource("/explain").route(get().to(get_explain)))
+            .default_service(web::to(not_found)),
+    );
+}

@@ -1,0 +1,198 @@
+//! `/embed/workbooks/{workbook_id}[/{sub_path}]`: the handshake when the
+//! request carries a token, else a session request served from the
+//! workbook's source.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+use super::client_ip::client_addr;
+use super::problem;
+use super::request_id::RequestId;
+use crate::audit::Origin;
+use crate::content::{Page, TemplateUser, directory};
+use crate::domain::WorkbookSource;
+use crate::embed::{self, Authorized, EmbedQuery, HandshakeRequest, TokenParam};
+use crate::error::{ErrorCode, Problem};
+use crate::gateway::Gateway;
+use crate::session::has_session_cookie;
+
+fn cookie_headers(req: &HttpRequest) -> impl Iterator<Item = &str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+}
+
+pub async fn workbook(
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+    gw: web::Data<Gateway>,
+) -> HttpResponse {
+    serve(req, &path.into_inner().0, "", gw).await
+}
+
+pub async fn workbook_sub_path(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    gw: web::Data<Gateway>,
+) -> HttpResponse {
+    let (id, sub) = path.into_inner();
+    serve(req, &id, &sub, gw).await
+}
+
+/// Anything else under `/embed/`.
+pub async fn not_found(req: HttpRequest, gw: web::Data<Gateway>) -> HttpResponse {
+    problem::negotiated(
+        &req,
+        &gw,
+        &Problem::not_found("There is nothing at this embed address."),
+    )
+}
+
+async fn serve(
+    req: HttpRequest,
+    workbook: &str,
+    sub_path: &str,
+    gw: web::Data<Gateway>,
+) -> HttpResponse {
+    let query = EmbedQuery::parse(req.query_string());
+    if query.token != TokenParam::None {
+        return handshake(&req, workbook, &query, &gw).await;
+    }
+    if !has_session_cookie(cookie_headers(&req)) {
+        return problem::negotiated(
+            &req,
+            &gw,
+            &Problem::new(
+                ErrorCode::TokenMissing,
+                "This embed URL has no token and there is no session. Open the workbook through a freshly signed embed URL.",
+            ),
+        );
+    }
+    match embed::authorize_session(&gw, cookie_headers(&req), workbook, query.tag.as_deref()) {
+        Ok(auth) => content(&req, &gw, &auth, sub_path, &query),
+        Err(p) => problem::negotiated(&req, &gw, &p),
+    }
+}
+
+async fn handshake(
+    req: &HttpRequest,
+    workbook: &str,
+    query: &EmbedQuery,
+    gw: &Gateway,
+) -> HttpResponse {
+    let remote = client_addr(req, &gw.config.limits.trusted_proxies);
+    let origin = Origin {
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        remote_addr: Some(remote.to_string()),
+    };
+    let request = HandshakeRequest {
+        token: &query.token,
+        workbook,
+        tag: query.tag.as_deref(),
+        remote,
+        origin,
+    };
+    match embed::handshake(gw, request).await {
+        Ok(ok) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, query.location(req.path())))
+            .insert_header((header::SET_COOKIE, ok.set_cookie))
+            .finish(),
+        Err(p) => problem::negotiated(req, gw, &p),
+    }
+}
+
+fn with_frame_policy(mut res: HttpResponse, auth: &Authorized) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(&auth.session.client.csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+fn content(
+    req: &HttpRequest,
+    gw: &Gateway,
+    auth: &Authorized,
+    sub_path: &str,
+    query: &EmbedQuery,
+) -> HttpResponse {
+    let res = match &auth.source {
+        WorkbookSource::Template { .. } => template_content(req, gw, auth, sub_path, query),
+        WorkbookSource::Upstream { .. } => Err(Problem::new(
+            ErrorCode::UpstreamUnavailable,
+            "This workbook is served by an upstream server, which this gateway cannot reach.",
+        )),
+    };
+    match res {
+        Ok(res) => with_frame_policy(res, auth),
+        Err(p) => problem::negotiated(req, gw, &p),
+    }
+}
+
+fn template_content(
+    req: &HttpRequest,
+    gw: &Gateway,
+    auth: &Authorized,
+    sub_path: &str,
+    query: &EmbedQuery,
+) -> Result<HttpResponse, Problem> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(Problem::new(
+            ErrorCode::MethodNotAllowed,
+            "Template workbooks answer GET and HEAD only.",
+        ));
+    }
+    if let Some(api) = sub_path.strip_prefix("_api/") {
+        return directory_api(gw, auth, api, query);
+    }
+    let page = match sub_path {
+        "" => None,
+        other => match other.strip_prefix("pages/") {
+            Some(p) if !p.is_empty() && !p.contains('/') => Some(p),
+            _ => return Err(Problem::not_found("This workbook has no such page.")),
+        },
+    };
+    let user = &auth.session.user;
+    let html = gw.content.render_workbook(
+        &auth.source,
+        &Page {
+            user: TemplateUser::new(user, auth.team_names.clone()),
+            workbook: &auth.workbook,
+            tag: query.tag.as_deref(),
+            permissions: auth.decision.permissions,
+            query: &query.params,
+            page,
+            company: auth.decision.company.as_deref(),
+        },
+    )?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
+        .body(html))
+}
+
+fn directory_api(
+    gw: &Gateway,
+    auth: &Authorized,
+    api: &str,
+    query: &EmbedQuery,
+) -> Result<HttpResponse, Problem> {
+    let q = query
+        .params
+        .iter()
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.as_str());
+    let state = gw.policy.read();
+    let user = &auth.session.user;
+    let body = match api {
+        "me" => serde_json::to_value(directory::me(&state, user, &auth.decision)),
+        "workbooks" => serde_json::to_value(directory::workbooks(&state, user, q)),
+        "users" => serde_json::to_value(directory::users(&state, user, q)),
+        "teams" => serde_json::to_value(directory::teams(&state, user)),
+        _ => return Err(Problem::not_found("The directory has no such list.")),
+    }
+    .map_err(|_| Problem::internal())?;
+    Ok(HttpResponse::build(StatusCode::OK).json(body))
+}

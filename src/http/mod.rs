@@ -1,0 +1,50 @@
+//! HTTP wiring: routes, middleware and response shapes. Handlers here
+//! translate between HTTP and the actix-free modules; they hold no rules of
+//! their own.
+
+pub mod admin;
+pub mod client_ip;
+mod demo;
+pub mod embed;
+pub mod ops;
+pub mod problem;
+pub mod request_id;
+pub mod telemetry;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+
+use crate::error::Problem;
+
+async fn not_found() -> HttpResponse {
+    problem::json(&Problem::not_found("There is nothing at this address."))
+}
+
+/// Every route of the gateway. `demo` adds the demo host page.
+pub fn routes(demo: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        cfg.route("/healthz", web::get().to(ops::healthz))
+            .route("/readyz", web::get().to(ops::readyz))
+            .route("/metrics", web::get().to(ops::metrics))
+            .route("/.well-known/jwks.json", web::get().to(ops::jwks))
+            .service(
+                web::scope("/embed")
+                    .wrap(
+                        DefaultHeaders::new()
+                            .add(("Cache-Control", "no-store"))
+                            .add(("Referrer-Policy", "no-referrer")),
+                    )
+                    .route("/workbooks/{workbook_id}", web::route().to(embed::workbook))
+                    .route(
+                        "/workbooks/{workbook_id}/{sub_path:.*}",
+                        web::route().to(embed::workbook_sub_path),
+                    )
+                    .default_service(web::to(embed::not_found)),
+            )
+            .configure(admin::configure);
+        if demo {
+            cfg.configure(demo::configure);
+        }
+        cfg.default_service(web::to(not_found));
+    }
+}

@@ -1,0 +1,96 @@
+//! `X-Request-Id`: taken from the request when it is a sane value, else
+//! generated; kept in the request's extensions for logs and the audit, and
+//! returned on the response. Also times every request for the metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+
+use crate::gateway::Gateway;
+
+pub const HEADER: &str = "x-request-id";
+
+/// The request's id.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// When the request arrived, and what kind of request it is for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Started(pub Instant);
+
+fn is_sane(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn generate() -> String {
+    match crate::crypto::random_token("", 12) {
+        Ok(id) => id,
+        Err(_) => format!("req-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
+/// The kind of request, a low-cardinality label for latency metrics.
+fn kind(path: &str, query: &str) -> &'static str {
+    if path.starts_with("/embed/") {
+        if query.contains("jwt=") {
+            "handshake"
+        } else {
+            "session"
+        }
+    } else if path.starts_with("/admin/") {
+        "admin"
+    } else {
+        "other"
+    }
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane(v))
+        .map_or_else(generate, str::to_owned);
+    let started = Instant::now();
+    let kind = kind(req.path(), req.query_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(Started(started));
+    let gw = req.app_data::<web::Data<Gateway>>().cloned();
+    let mut res = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(HEADER), value);
+    }
+    if let Some(gw) = gw {
+        gw.metrics.observe(kind, started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_ids_are_taken_from_the_request() {
+        assert!(is_sane("abc-123_x.y:z"));
+        assert!(!is_sane(""));
+        assert!(!is_sane("has space"));
+        assert!(!is_sane("new\nline"));
+        assert!(!is_sane(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,35 @@
+//! embedgate: a secure-embed gateway.
+//!
+//! A host app signs a short JWT with an embed client's secret; the gateway
+//! verifies it ([`token`]), finds or provisions the user ([`identity`]),
+//! decides access from an in-memory policy ([`policy`]), issues a session
+//! ([`session`]) and serves the workbook ([`content`]). [`store`] persists
+//! everything; [`embed`] and [`admin`] hold the flows; [`http`] wires them
+//! to actix-web; [`app`] builds and binds the server.
+
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod content;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod embed;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod identity;
+pub mod jti;
+pub mod keys;
+pub mod metrics;
+pub mod policy;
+pub mod ratelimit;
+pub mod session;
+pub mod sign;
+pub mod store;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,36 @@
+//! The `embedgate` binary: parses the command line and runs one command.
+
+use clap::Parser;
+
+use embedgate::cli::{AdminTokenCommand, Cli, Command};
+use embedgate::config::Config;
+use embedgate::{commands, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Sign(args) = cli.command {
+        return commands::sign(*args);
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => commands::serve(config).await,
+        Command::Demo(args) => commands::demo(config, args).await,
+        Command::AdminToken(AdminTokenCommand::Create { name }) => {
+            commands::admin_token(config, &name).await
+        }
+        Command::Migrate => commands::migrate(config).await,
+        Command::Sign(_) => Ok(()),
+    }
+}

@@ -1,0 +1,93 @@
+//! The audit log.
+
+use sqlx::FromRow;
+
+use super::{AuditFilter, AuditRecord, Store, StoreResult, placeholders};
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    event: String,
+    request_id: Option<String>,
+    client_id: Option<String>,
+    email: Option<String>,
+    workbook: Option<String>,
+    outcome: String,
+    code: Option<String>,
+    remote_addr: Option<String>,
+    note: Option<String>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            id: r.id,
+            at: r.at,
+            event: r.event,
+            request_id: r.request_id,
+            client_id: r.client_id,
+            email: r.email,
+            workbook: r.workbook,
+            outcome: r.outcome,
+            code: r.code,
+            remote_addr: r.remote_addr,
+            note: r.note,
+        }
+    }
+}
+
+impl Store {
+    pub async fn insert_audit(&self, entries: &[AuditRecord]) -> StoreResult<()> {
+        for chunk in entries.chunks(100) {
+            let sql = format!(
+                "INSERT INTO audit (at, event, request_id, client_id, email, workbook, outcome, \
+                 code, remote_addr, note) VALUES {}",
+                placeholders(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.at)
+                    .bind(&e.event)
+                    .bind(&e.request_id)
+                    .bind(&e.client_id)
+                    .bind(&e.email)
+                    .bind(&e.workbook)
+                    .bind(&e.outcome)
+                    .bind(&e.code)
+                    .bind(&e.remote_addr)
+                    .bind(&e.note);
+            }
+            q.execute(self.db()).await?;
+        }
+        Ok(())
+    }
+
+    /// Newest first.
+    pub async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT id, at, event, request_id, client_id, email, workbook, outcome, code, \
+             remote_addr, note FROM audit WHERE ($1 IS NULL OR email = $1) \
+             AND ($2 IS NULL OR event = $2) AND ($3 IS NULL OR outcome = $3) \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(&f.email)
+        .bind(&f.event)
+        .bind(&f.outcome)
+        .bind(f.limit)
+        .fetch_all(self.db())
+        .await?
+        .into_iter()
+        .map(AuditRecord::from)
+        .collect())
+    }
+
+    pub async fn prune_audit(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit WHERE at < $1")
+            .bind(before)
+            .execute(self.db())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
