@@ -124,6 +124,8 @@ pub async fn list(gw: &Gateway, q: UserQuery) -> AdminResult<Vec<UserView>> {
         kind,
         team_id,
     };
+    // last_seen_at is written in the background: include what is pending.
+    gw.recorder.flush().await;
     let users = gw.store.list_users(&filter).await.map_err(db)?;
     let state = gw.policy.read();
     Ok(users.iter().map(|u| UserView::new(u, &state)).collect())
@@ -138,6 +140,7 @@ async fn find(gw: &Gateway, id: UserId) -> AdminResult<UserRecord> {
 }
 
 pub async fn get(gw: &Gateway, id: UserId) -> AdminResult<UserView> {
+    gw.recorder.flush().await;
     let user = find(gw, id).await?;
     Ok(UserView::new(&user, &gw.policy.read()))
 }

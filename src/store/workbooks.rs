@@ -59,30 +59,18 @@ impl Store {
         })
     }
 
-    /// Deletes an empty workspace (no child workspace, no workbook) and the
-    /// grants on it. `false` when it is missing or not empty.
+    /// Deletes an empty workspace (no child workspace, no workbook); its
+    /// grants go with it (`ON DELETE CASCADE`). `false` when it is missing
+    /// or not empty. One statement, so SQLite takes the write lock at once.
     pub async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let children: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM workspaces WHERE parent_id = $1) \
-             + (SELECT COUNT(*) FROM workbooks WHERE workspace_id = $1)",
+        let done = sqlx::query(
+            "DELETE FROM workspaces WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM workspaces AS child WHERE child.parent_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM workbooks WHERE workspace_id = $1)",
         )
         .bind(id)
-        .fetch_one(&mut *tx)
+        .execute(self.db())
         .await?;
-        if children > 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM grants WHERE workspace_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

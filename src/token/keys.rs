@@ -91,8 +91,8 @@ impl fmt::Display for SigningAlgorithm {
     }
 }
 
-/// One key that may verify a client's tokens, until `valid_until` (Unix
-/// seconds) when it is a rotated-out secret in its grace period.
+/// One key that may verify a client's tokens, until (excluded) `valid_until`
+/// (Unix seconds) when it is a rotated-out secret in its grace period.
 #[derive(Clone)]
 pub struct VerificationKey {
     pub key: DecodingKey,
@@ -139,7 +139,7 @@ impl ClientKeys {
         let verified = self
             .keys
             .iter()
-            .filter(|k| k.valid_until.is_none_or(|until| now <= until))
+            .filter(|k| k.valid_until.is_none_or(|until| now < until))
             .any(|k| {
                 jsonwebtoken::crypto::verify(raw.signature, input, &k.key, alg).unwrap_or(false)
             });
