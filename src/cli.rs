@@ -36,6 +36,17 @@ pub enum Command {
     AdminToken(AdminTokenCommand),
     /// Applies database migrations.
     Migrate,
+    /// Manages the gateway's own keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Retires the identity-assertion signing key and creates a new one;
+    /// restart every instance afterwards. The old public key stays in
+    /// /.well-known/jwks.json for an hour.
+    RotateAssertion,
 }
 
 #[derive(Debug, Args)]

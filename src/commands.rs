@@ -49,6 +49,15 @@ pub async fn admin_token(config: Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn rotate_assertion_key(config: &Config) -> anyhow::Result<()> {
+    let kid = crate::keys::rotate_assertion_key(&config.keys.dir, SystemClock.unix())?;
+    println!(
+        "new assertion key {kid} in {}; restart every gateway instance to sign with it",
+        config.keys.dir.display()
+    );
+    Ok(())
+}
+
 pub fn sign(args: SignArgs) -> anyhow::Result<()> {
     let algorithm = crate::token::SigningAlgorithm::parse(&args.algorithm)
         .with_context(|| format!("unknown algorithm {:?}", args.algorithm))?;

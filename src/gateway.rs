@@ -9,6 +9,8 @@ use crate::audit::Recorder;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::content::Content;
+use crate::content::assertion::AssertionSigner;
+use crate::content::upstream::UpstreamClient;
 use crate::jti::JtiLedger;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
@@ -28,6 +30,8 @@ pub struct Gateway {
     pub keys: KeyRing,
     pub sessions: SessionCodec,
     pub content: Content,
+    pub upstream: UpstreamClient,
+    pub assertions: AssertionSigner,
     pub limiter: FailureLimiter,
     pub metrics: Metrics,
     pub rules: TimeRules,
@@ -52,7 +56,7 @@ impl Gateway {
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
         store.migrate().await.context("migrating the database")?;
         let policy = Arc::new(Policy::load(&store).await.context("loading the policy")?);
-        let keys = KeyRing::load_or_generate(&config.keys.dir)
+        let keys = KeyRing::load_or_generate(&config.keys.dir, clock.unix())
             .with_context(|| format!("loading keys from {}", config.keys.dir.display()))?;
         let rules = TimeRules {
             max_lifetime_secs: config.embed.max_token_lifetime_secs,
@@ -64,6 +68,9 @@ impl Gateway {
             jti: JtiLedger::start(store.clone()),
             sessions: SessionCodec::new(keys.session.clone()),
             content: Content::new(&config.content.templates_dir, &config.content.data_dir),
+            upstream: UpstreamClient::new(&config.content)
+                .context("building the upstream HTTP client")?,
+            assertions: AssertionSigner::new(&config.server.public_url),
             limiter: FailureLimiter::new(config.limits.failed_handshakes_per_minute),
             metrics: Metrics::default(),
             keys,

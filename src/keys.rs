@@ -18,6 +18,11 @@ use crate::crypto::{random_bytes, sha256_hex};
 
 const SESSION_KEY_FILE: &str = "session.key";
 const ASSERTION_KEY_FILE: &str = "assertion-es256.pem";
+const RETIRED_PREFIX: &str = "assertion-es256.";
+const RETIRED_SUFFIX: &str = ".retired.pem";
+/// How long a retired assertion key stays in the JWKS: far longer than the
+/// 60 s an assertion lives, so no upstream sees an unknown `kid`.
+pub const RETIRED_LISTED_SECS: i64 = 3600;
 
 /// A signing key for identity assertions.
 pub struct AssertionKey {
@@ -29,6 +34,8 @@ pub struct AssertionKey {
 pub struct KeyRing {
     pub session: cookie::Key,
     pub assertion: AssertionKey,
+    /// Public keys of recently retired assertion keys, still in the JWKS.
+    pub retired: Vec<Jwk>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -101,9 +108,65 @@ fn new_assertion_key() -> anyhow::Result<Vec<u8>> {
     Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref())).into_bytes())
 }
 
+fn assertion_key(pem_bytes: &[u8]) -> anyhow::Result<AssertionKey> {
+    let encoding =
+        EncodingKey::from_ec_pem(pem_bytes).context("the assertion key is not an EC PEM key")?;
+    let mut public = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
+        .context("deriving the assertion public key")?;
+    let kid = sha256_hex(pem_bytes)[..16].to_owned();
+    public.common.key_id = Some(kid.clone());
+    public.common.public_key_use = Some(PublicKeyUse::Signature);
+    public.common.key_algorithm = Some(KeyAlgorithm::ES256);
+    Ok(AssertionKey {
+        kid,
+        encoding,
+        public,
+    })
+}
+
+/// The retirement time of a retired key file, from its name.
+fn retired_at(name: &str) -> Option<i64> {
+    name.strip_prefix(RETIRED_PREFIX)?
+        .strip_suffix(RETIRED_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+fn retired_keys(dir: &Path, now: i64) -> anyhow::Result<Vec<Jwk>> {
+    let mut keys = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(at) = retired_at(&name) else {
+            continue;
+        };
+        if now - at < RETIRED_LISTED_SECS {
+            keys.push(assertion_key(&fs::read(entry.path())?)?.public);
+        }
+    }
+    Ok(keys)
+}
+
+/// Retires the current assertion key and generates a new one. Restart the
+/// gateway (every instance) to sign with it; the old public key stays in
+/// the JWKS for [`RETIRED_LISTED_SECS`].
+pub fn rotate_assertion_key(dir: &Path, now: i64) -> anyhow::Result<String> {
+    let current = dir.join(ASSERTION_KEY_FILE);
+    if current.exists() {
+        fs::rename(
+            &current,
+            dir.join(format!("{RETIRED_PREFIX}{now}{RETIRED_SUFFIX}")),
+        )
+        .context("retiring the current assertion key")?;
+    }
+    let pem_bytes = load_or_create(dir, ASSERTION_KEY_FILE, new_assertion_key)?;
+    Ok(assertion_key(&pem_bytes)?.kid)
+}
+
 impl KeyRing {
-    /// Loads the keys from `dir`, generating the missing ones.
-    pub fn load_or_generate(dir: &Path) -> anyhow::Result<KeyRing> {
+    /// Loads the keys from `dir`, generating the missing ones. `now` (Unix
+    /// seconds) decides which retired assertion keys are still listed.
+    pub fn load_or_generate(dir: &Path, now: i64) -> anyhow::Result<KeyRing> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         restrict(dir, 0o700).with_context(|| format!("restricting {}", dir.display()))?;
 
@@ -115,28 +178,19 @@ impl KeyRing {
             .map_err(|_| anyhow::anyhow!("keys/session.key must hold at least 64 bytes"))?;
 
         let pem_bytes = load_or_create(dir, ASSERTION_KEY_FILE, new_assertion_key)?;
-        let encoding = EncodingKey::from_ec_pem(&pem_bytes).context("keys/assertion-es256.pem")?;
-        let mut public = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
-            .context("deriving the assertion public key")?;
-        let kid = sha256_hex(&pem_bytes)[..16].to_owned();
-        public.common.key_id = Some(kid.clone());
-        public.common.public_key_use = Some(PublicKeyUse::Signature);
-        public.common.key_algorithm = Some(KeyAlgorithm::ES256);
         Ok(KeyRing {
             session,
-            assertion: AssertionKey {
-                kid,
-                encoding,
-                public,
-            },
+            assertion: assertion_key(&pem_bytes).context("keys/assertion-es256.pem")?,
+            retired: retired_keys(dir, now)?,
         })
     }
 
-    /// The public keys of `GET /.well-known/jwks.json`.
+    /// The public keys of `GET /.well-known/jwks.json`: the current one,
+    /// then the recently retired ones.
     pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: vec![self.assertion.public.clone()],
-        }
+        let mut keys = vec![self.assertion.public.clone()];
+        keys.extend(self.retired.iter().cloned());
+        JwkSet { keys }
     }
 }
 
@@ -147,8 +201,8 @@ mod tests {
     #[test]
     fn keys_are_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = KeyRing::load_or_generate(dir.path()).unwrap();
-        let second = KeyRing::load_or_generate(dir.path()).unwrap();
+        let first = KeyRing::load_or_generate(dir.path(), 0).unwrap();
+        let second = KeyRing::load_or_generate(dir.path(), 0).unwrap();
         assert_eq!(first.session.master(), second.session.master());
         assert_eq!(first.assertion.kid, second.assertion.kid);
         #[cfg(unix)]
@@ -164,5 +218,24 @@ mod tests {
         assert_eq!(jwks["keys"][0]["kty"], "EC");
         assert_eq!(jwks["keys"][0]["kid"], first.assertion.kid.as_str());
         assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn a_retired_key_stays_in_the_jwks_for_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = KeyRing::load_or_generate(dir.path(), 1000).unwrap();
+        let new_kid = rotate_assertion_key(dir.path(), 1000).unwrap();
+        assert_ne!(new_kid, old.assertion.kid);
+        let soon = KeyRing::load_or_generate(dir.path(), 1000 + 59).unwrap();
+        let kids: Vec<_> = soon
+            .jwks()
+            .keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap())
+            .collect();
+        assert_eq!(kids, [new_kid.clone(), old.assertion.kid.clone()]);
+        let later = KeyRing::load_or_generate(dir.path(), 1000 + RETIRED_LISTED_SECS).unwrap();
+        assert_eq!(later.jwks().keys.len(), 1);
+        assert_eq!(later.assertion.kid, new_kid);
     }
 }

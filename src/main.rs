@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use embedgate::cli::{AdminTokenCommand, Cli, Command};
+use embedgate::cli::{AdminTokenCommand, Cli, Command, KeysCommand};
 use embedgate::config::Config;
 use embedgate::{commands, telemetry};
 
@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::admin_token(config, &name).await
         }
         Command::Migrate => commands::migrate(config).await,
+        Command::Keys(KeysCommand::RotateAssertion) => commands::rotate_assertion_key(&config),
         Command::Sign(_) => Ok(()),
     }
 }

@@ -5,8 +5,10 @@
 //! Templates are compiled once by minijinja and cached in the environment;
 //! HTML templates are auto-escaped.
 
+pub mod assertion;
 mod dataset;
 pub mod directory;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -26,18 +26,28 @@ fn cookie_headers(req: &HttpRequest) -> impl Iterator<Item = &str> {
 pub async fn workbook(
     req: HttpRequest,
     path: web::Path<(String,)>,
+    payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
-    serve(req, &path.into_inner().0, "", gw).await
+    serve(req, &path.into_inner().0, payload, gw).await
 }
 
 pub async fn workbook_sub_path(
     req: HttpRequest,
     path: web::Path<(String, String)>,
+    payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
-    let (id, sub) = path.into_inner();
-    serve(req, &id, &sub, gw).await
+    serve(req, &path.into_inner().0, payload, gw).await
+}
+
+/// The sub-path exactly as the browser sent it (still percent-encoded).
+fn raw_sub_path<'a>(req: &'a HttpRequest, workbook: &str) -> &'a str {
+    let prefix = crate::session::cookie_path(workbook);
+    req.path()
+        .strip_prefix(prefix.as_str())
+        .map(|rest| rest.strip_prefix('/').unwrap_or(rest))
+        .unwrap_or("")
 }
 
 /// Anything else under `/embed/`.
@@ -52,9 +62,10 @@ pub async fn not_found(req: HttpRequest, gw: web::Data<Gateway>) -> HttpResponse
 async fn serve(
     req: HttpRequest,
     workbook: &str,
-    sub_path: &str,
+    payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
+    let sub_path = raw_sub_path(&req, workbook);
     let query = EmbedQuery::parse(req.query_string());
     if query.token != TokenParam::None {
         return handshake(&req, workbook, &query, &gw).await;
@@ -70,7 +81,7 @@ async fn serve(
         );
     }
     match embed::authorize_session(&gw, cookie_headers(&req), workbook, query.tag.as_deref()) {
-        Ok(auth) => content(&req, &gw, &auth, sub_path, &query),
+        Ok(auth) => content(&req, payload, &gw, &auth, sub_path, &query).await,
         Err(p) => problem::negotiated(&req, &gw, &p),
     }
 }
@@ -109,19 +120,29 @@ fn with_frame_policy(mut res: HttpResponse, auth: &Authorized) -> HttpResponse {
     res
 }
 
-fn content(
+async fn content(
     req: &HttpRequest,
+    payload: web::Payload,
     gw: &Gateway,
     auth: &Authorized,
     sub_path: &str,
     query: &EmbedQuery,
 ) -> HttpResponse {
-    let res = match &auth.source {
-        WorkbookSource::Template { .. } => template_content(req, gw, auth, sub_path, query),
-        WorkbookSource::Upstream { .. } => Err(Problem::new(
-            ErrorCode::UpstreamUnavailable,
-            "This workbook is served by an upstream server, which this gateway cannot reach.",
-        )),
+    // The tenant directory is the gateway's, whatever serves the workbook.
+    let res = if let Some(api) = sub_path.strip_prefix("_api/") {
+        directory_api(req, gw, auth, api, query)
+    } else {
+        match &auth.source {
+            WorkbookSource::Template { .. } => template_content(req, gw, auth, sub_path, query),
+            WorkbookSource::Upstream { url } => {
+                return match super::proxy::forward(req, payload, gw, auth, url, sub_path, query)
+                    .await
+                {
+                    Ok(res) => res,
+                    Err(p) => problem::negotiated(req, gw, &p),
+                };
+            }
+        }
     };
     match res {
         Ok(res) => with_frame_policy(res, auth),
@@ -141,9 +162,6 @@ fn template_content(
             ErrorCode::MethodNotAllowed,
             "Template workbooks answer GET and HEAD only.",
         ));
-    }
-    if let Some(api) = sub_path.strip_prefix("_api/") {
-        return directory_api(gw, auth, api, query);
     }
     let page = match sub_path {
         "" => None,
@@ -174,11 +192,18 @@ fn template_content(
 }
 
 fn directory_api(
+    req: &HttpRequest,
     gw: &Gateway,
     auth: &Authorized,
     api: &str,
     query: &EmbedQuery,
 ) -> Result<HttpResponse, Problem> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(Problem::new(
+            ErrorCode::MethodNotAllowed,
+            "The directory answers GET only.",
+        ));
+    }
     let q = query
         .params
         .iter()

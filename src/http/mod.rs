@@ -8,6 +8,7 @@ mod demo;
 pub mod embed;
 pub mod ops;
 pub mod problem;
+pub mod proxy;
 pub mod request_id;
 pub mod telemetry;
 

@@ -1,0 +1,244 @@
+//! Upstream workbooks (SPEC §6): where a proxied request goes and which
+//! headers may cross the gateway, as pure functions, plus the HTTP client.
+//!
+//! The destination is fixed by the workbook's source: the browser's `Host`,
+//! `X-Forwarded-Host` or an absolute request line never change it, and
+//! dot-segments that would climb out of the source's path are refused.
+
+use std::time::Duration;
+
+use crate::config::ContentConfig;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers the browser sends that never reach the upstream: its
+/// credentials for the gateway, anything pretending to come from the
+/// gateway, and forwarding headers the gateway sets itself.
+fn is_private_request_header(name: &str) -> bool {
+    matches!(
+        name,
+        "cookie" | "authorization" | "host" | "forwarded" | "content-length"
+    ) || name.starts_with("x-embedgate-")
+        || name.starts_with("x-forwarded-")
+        || name == "x-real-ip"
+}
+
+/// The names listed in `Connection` headers (lower-case).
+pub fn connection_listed<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    values
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// May this request header be forwarded to the upstream?
+pub fn forward_request_header(name: &str, connection: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    !HOP_BY_HOP.contains(&name.as_str())
+        && !connection.contains(&name)
+        && !is_private_request_header(&name)
+}
+
+/// May this upstream response header be passed to the browser? Cookies are
+/// dropped (the upstream never sets cookies in the customer's browser), and
+/// the gateway sets its own caching and framing headers.
+pub fn forward_response_header(name: &str, connection: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    !HOP_BY_HOP.contains(&name.as_str())
+        && !connection.contains(&name)
+        && !matches!(
+            name.as_str(),
+            "set-cookie" | "set-cookie2" | "cache-control" | "referrer-policy" | "content-length"
+        )
+}
+
+/// Is a raw path segment `.` or `..`, in any encoding?
+fn is_dot_segment(raw: &str) -> bool {
+    let decoded = raw.replace("%2e", ".").replace("%2E", ".");
+    decoded == "." || decoded == ".."
+}
+
+/// The upstream URL for `sub_path` (raw, as the browser sent it) and a
+/// query (without the token): `url` itself, or `url` + `/` + `sub_path`.
+pub fn target_url(base: &str, sub_path: &str, query: &str) -> Result<String, String> {
+    if sub_path.contains('\\') || sub_path.to_ascii_lowercase().contains("%5c") {
+        return Err("back-slashes are not allowed in workbook paths".into());
+    }
+    if sub_path.split('/').any(is_dot_segment) {
+        return Err("'.' and '..' are not allowed in workbook paths".into());
+    }
+    let mut url = base.trim_end_matches('/').to_owned();
+    if !sub_path.is_empty() {
+        url.push('/');
+        url.push_str(sub_path);
+    } else if base.ends_with('/') {
+        url.push('/');
+    }
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    // The result must still be under the base (parsing would resolve any
+    // dot-segment we missed).
+    let parsed = url::Url::parse(&url).map_err(|e| format!("not a valid URL: {e}"))?;
+    let base_parsed =
+        url::Url::parse(base).map_err(|e| format!("the source URL is invalid: {e}"))?;
+    if parsed.origin() != base_parsed.origin()
+        || !parsed
+            .path()
+            .starts_with(base_parsed.path().trim_end_matches('/'))
+    {
+        return Err("the path leaves the workbook's upstream".into());
+    }
+    Ok(parsed.to_string())
+}
+
+/// Rewrites an upstream `Location` that points inside the workbook's source
+/// URL to the same place under the gateway; other locations pass unchanged.
+pub fn rewrite_location(location: &str, base: &str, workbook_path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match location.strip_prefix(base) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') => {
+            format!("{workbook_path}{rest}")
+        }
+        _ => location.to_owned(),
+    }
+}
+
+/// The HTTP client for upstreams: no system proxy, no redirects followed,
+/// connect and read timeouts from configuration.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    pub client: reqwest::Client,
+    /// Until the response head arrives.
+    pub timeout: Duration,
+    pub max_request_body: u64,
+}
+
+impl UpstreamClient {
+    pub fn new(config: &ContentConfig) -> anyhow::Result<Self> {
+        let timeout = Duration::from_secs(config.upstream_timeout_secs);
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(config.upstream_connect_timeout_secs))
+            .read_timeout(timeout)
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(UpstreamClient {
+            client,
+            timeout,
+            max_request_body: config.max_request_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_paths_join_without_double_slashes() {
+        assert_eq!(
+            target_url("http://u:9/app", "", "").unwrap(),
+            "http://u:9/app"
+        );
+        assert_eq!(
+            target_url("http://u:9/app/", "", "").unwrap(),
+            "http://u:9/app/"
+        );
+        assert_eq!(
+            target_url("http://u:9/app", "a/b", "x=1").unwrap(),
+            "http://u:9/app/a/b?x=1"
+        );
+        assert_eq!(
+            target_url("http://u:9/app/", "a", "").unwrap(),
+            "http://u:9/app/a"
+        );
+        assert_eq!(
+            target_url("http://u:9/app", "a%2Fb", "").unwrap(),
+            "http://u:9/app/a%2Fb"
+        );
+    }
+
+    #[test]
+    fn paths_cannot_climb_out_of_the_source() {
+        for bad in [
+            "..",
+            "../admin",
+            "a/../../x",
+            "%2e%2e/x",
+            "%2E%2e",
+            ".",
+            "a\\..\\b",
+            "a%5c..%5cb",
+        ] {
+            assert!(target_url("http://u:9/app", bad, "").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn private_and_hop_by_hop_headers_are_not_forwarded() {
+        let conn = connection_listed(["close, X-Secret"].into_iter());
+        for h in [
+            "Cookie",
+            "Authorization",
+            "Host",
+            "X-Embedgate-Assertion",
+            "x-embedgate-user",
+            "Connection",
+            "Transfer-Encoding",
+            "Upgrade",
+            "X-Secret",
+            "X-Forwarded-Host",
+            "Forwarded",
+        ] {
+            assert!(!forward_request_header(h, &conn), "{h}");
+        }
+        for h in ["Accept", "Content-Type", "If-None-Match", "X-Custom"] {
+            assert!(forward_request_header(h, &conn), "{h}");
+        }
+        assert!(!forward_response_header("Set-Cookie", &[]));
+        assert!(!forward_response_header("Keep-Alive", &[]));
+        assert!(forward_response_header("Content-Type", &[]));
+        assert!(forward_response_header("Location", &[]));
+    }
+
+    #[test]
+    fn locations_inside_the_source_are_rewritten_to_the_gateway() {
+        let wb = "/embed/workbooks/sales";
+        assert_eq!(
+            rewrite_location("http://u:9/app/next?x=1", "http://u:9/app", wb),
+            "/embed/workbooks/sales/next?x=1"
+        );
+        assert_eq!(
+            rewrite_location("http://u:9/app", "http://u:9/app/", wb),
+            "/embed/workbooks/sales"
+        );
+        assert_eq!(
+            rewrite_location("http://u:9/apple", "http://u:9/app", wb),
+            "http://u:9/apple"
+        );
+        assert_eq!(
+            rewrite_location("/relative", "http://u:9/app", wb),
+            "/relative"
+        );
+        assert_eq!(
+            rewrite_location("https://elsewhere.example/", "http://u:9/app", wb),
+            "https://elsewhere.example/"
+        );
+    }
+}
