@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Change, Policy, WriteGuard};
 use crate::ratelimit::FailureLimiter;
 use crate::session::SessionCodec;
+use crate::store::feed::ChangeFeed;
 use crate::store::{Store, StoreResult};
 use crate::token::TimeRules;
 
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub limiter: FailureLimiter,
     pub metrics: Metrics,
     pub rules: TimeRules,
+    /// Announces and follows changes between instances.
+    pub feed: ChangeFeed,
     /// Runs the demo host page at `/demo/`.
     pub demo: Option<crate::demo::DemoSettings>,
 }
@@ -55,7 +58,10 @@ impl Gateway {
             .await
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
         store.migrate().await.context("migrating the database")?;
+        let feed = ChangeFeed::new(&store, config.database.url.expose())?;
+        let listener = feed.listen().await.context("listening for changes")?;
         let policy = Arc::new(Policy::load(&store).await.context("loading the policy")?);
+        feed.follow(listener, store.clone(), Arc::clone(&policy));
         let keys = KeyRing::load_or_generate(&config.keys.dir, clock.unix())
             .with_context(|| format!("loading keys from {}", config.keys.dir.display()))?;
         let rules = TimeRules {
@@ -64,6 +70,7 @@ impl Gateway {
             audience: Some(config.embed.audience.clone()).filter(|a| !a.is_empty()),
         };
         Ok(Gateway {
+            feed,
             recorder: Recorder::start(store.clone(), clock.clone()),
             jti: JtiLedger::start(store.clone()),
             sessions: SessionCodec::new(keys.session.clone()),
@@ -88,6 +95,11 @@ impl Gateway {
     pub async fn changed(&self, guard: &WriteGuard<'_>, changes: &[Change]) -> StoreResult<()> {
         for change in changes {
             self.policy.refresh(&self.store, guard, change).await?;
+        }
+        if let Err(e) = self.feed.publish(&self.store, changes).await {
+            // The write is committed; instances that missed it catch up
+            // when their feed reconnects. Say so, but do not fail.
+            tracing::warn!(error = %e, "announcing a change to other instances failed");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod explain;
 pub mod grants;
+pub mod inspect;
 pub mod settings;
 pub mod teams;
 pub mod users;

@@ -327,6 +327,10 @@ async fn get_explain(gw: Gw, q: web::Query<explain::ExplainQuery>) -> HttpRespon
     ok(explain::explain(&gw, q.into_inner()))
 }
 
+async fn inspect_token(gw: Gw, body: web::Json<admin::inspect::InspectRequest>) -> HttpResponse {
+    ok(admin::inspect::inspect(&gw, body.into_inner()).await)
+}
+
 async fn not_found() -> HttpResponse {
     problem::json(&Problem::not_found("There is no such admin API endpoint."))
 }
@@ -447,6 +451,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/audit").route(get().to(list_audit)))
             .service(resource("/explain").route(get().to(get_explain)))
+            .service(resource("/tokens/inspect").route(post().to(inspect_token)))
             .default_service(web::to(not_found)),
     );
 }

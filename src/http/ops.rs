@@ -1,5 +1,7 @@
 //! Operations endpoints (SPEC §10) and the gateway's public keys.
 
+use std::time::Duration;
+
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -13,12 +15,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database is reachable.
+/// How long `readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The database is reachable (answered within two seconds).
 pub async fn readyz(gw: web::Data<Gateway>) -> HttpResponse {
-    match gw.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Err(e) => {
+    match tokio::time::timeout(READY_TIMEOUT, gw.store.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
+            problem::json(&Problem::unavailable())
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer in time");
             problem::json(&Problem::unavailable())
         }
     }

@@ -54,6 +54,17 @@ impl Store {
         Ok(results)
     }
 
+    /// Was this id consumed already? Reads only (for the token inspector).
+    pub async fn jti_used(&self, client_id: &str, jti: &str) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM used_jtis WHERE client_id = $1 AND jti = $2")
+                .bind(client_id)
+                .bind(jti)
+                .fetch_optional(self.db())
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Forgets ids whose tokens have expired (plus skew) before `now`.
     pub async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")

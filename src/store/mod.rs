@@ -13,6 +13,7 @@
 mod account_types;
 mod audit;
 mod clients;
+pub mod feed;
 mod grants;
 mod jti;
 pub mod records;
@@ -187,7 +188,7 @@ impl Store {
     /// The pool, counted: every statement the gateway runs goes through here,
     /// which is how tests prove that session requests never touch the
     /// database.
-    fn db(&self) -> &AnyPool {
+    pub(crate) fn db(&self) -> &AnyPool {
         self.queries.fetch_add(1, Ordering::Relaxed);
         &self.pool
     }

@@ -130,159 +130,104 @@ fn when(secs: i64) -> String {
     rfc3339(from_unix(secs))
 }
 
-impl Claims {
-    /// Checks `payload` for a token of `client_id` at `now` (Unix seconds).
-    pub fn from_payload(
-        payload: &Map<String, Value>,
-        client_id: &str,
-        rules: &TimeRules,
-        now: i64,
-    ) -> Result<Claims, TokenError> {
-        // 1. Presence of the required claims.
-        if !payload.contains_key("sub") && !payload.contains_key("email") {
-            return Err(TokenError::missing_claim("sub"));
-        }
-        for required in ["jti", "iat", "exp"] {
-            if !payload.contains_key(required) {
-                return Err(TokenError::missing_claim(required));
-            }
-        }
-        let get = |name: &str| payload.get(name);
+/// The claims after the type rules, with the raw `iss` and `aud` still to
+/// be compared.
+#[derive(Debug, Clone)]
+pub struct TypedClaims {
+    pub claims: Claims,
+    pub iss: Option<String>,
+    pub aud: Option<Vec<String>>,
+}
 
-        // 2. Types and rules of every claim present.
-        let user_email = match (get("sub"), get("email")) {
-            (Some(sub), Some(mail)) => {
-                let (sub, mail) = (email("sub", sub)?, email("email", mail)?);
-                if sub != mail {
-                    return Err(TokenError::invalid_claim(
-                        "email",
-                        "it differs from \"sub\"; send one of them, or the same address in both",
-                    ));
-                }
-                sub
-            }
-            (Some(sub), None) => email("sub", sub)?,
-            (None, Some(mail)) => email("email", mail)?,
-            (None, None) => return Err(TokenError::missing_claim("sub")),
-        };
-        let jti = string("jti", &payload["jti"])?;
-        if jti.is_empty() || jti.chars().count() > MAX_JTI_LEN {
-            return Err(TokenError::invalid_claim(
-                "jti",
-                format_args!("it must be 1 to {MAX_JTI_LEN} characters long"),
-            ));
+/// Step 5a: every required claim is present.
+pub fn check_required(payload: &Map<String, Value>) -> Result<(), TokenError> {
+    if !payload.contains_key("sub") && !payload.contains_key("email") {
+        return Err(TokenError::missing_claim("sub"));
+    }
+    for required in ["jti", "iat", "exp"] {
+        if !payload.contains_key(required) {
+            return Err(TokenError::missing_claim(required));
         }
-        let iat = integer("iat", &payload["iat"])?;
-        let exp = integer("exp", &payload["exp"])?;
-        let nbf = get("nbf").map(|v| integer("nbf", v)).transpose()?;
-        let iss = get("iss").map(|v| string("iss", v)).transpose()?;
-        let aud = get("aud").map(audience).transpose()?;
-        if let Some(ver) = get("ver") {
-            if !matches!(ver.as_str(), Some("1.0" | "1.1")) {
+    }
+    Ok(())
+}
+
+/// Step 5b: every claim present has its type and follows its rule.
+pub fn check_types(payload: &Map<String, Value>) -> Result<TypedClaims, TokenError> {
+    check_required(payload)?;
+    let get = |name: &str| payload.get(name);
+    let user_email = match (get("sub"), get("email")) {
+        (Some(sub), Some(mail)) => {
+            let (sub, mail) = (email("sub", sub)?, email("email", mail)?);
+            if sub != mail {
                 return Err(TokenError::invalid_claim(
-                    "ver",
-                    "it must be \"1.0\" or \"1.1\"",
+                    "email",
+                    "it differs from \"sub\"; send one of them, or the same address in both",
                 ));
             }
+            sub
         }
-        let first_name = get("first_name")
-            .map(|v| short_text("first_name", v))
-            .transpose()?;
-        let last_name = get("last_name")
-            .map(|v| short_text("last_name", v))
-            .transpose()?;
-        let teams = get("teams").map(teams).transpose()?;
-        let account_type = get("account_type")
-            .map(|v| short_text("account_type", v))
-            .transpose()?;
-        let user_attributes = get("user_attributes")
-            .map(|v| match v {
-                Value::Object(map) => parse_attributes(map)
-                    .map_err(|why| TokenError::invalid_claim("user_attributes", why)),
-                _ => Err(TokenError::invalid_claim(
-                    "user_attributes",
-                    "it must be an object of string values",
-                )),
-            })
-            .transpose()?;
-        let session_length = get("session_length")
-            .map(|v| integer("session_length", v))
-            .transpose()?;
-        if session_length.is_some_and(|s| s <= 0) {
+        (Some(sub), None) => email("sub", sub)?,
+        (None, Some(mail)) => email("email", mail)?,
+        (None, None) => return Err(TokenError::missing_claim("sub")),
+    };
+    let jti = string("jti", &payload["jti"])?;
+    if jti.is_empty() || jti.chars().count() > MAX_JTI_LEN {
+        return Err(TokenError::invalid_claim(
+            "jti",
+            format_args!("it must be 1 to {MAX_JTI_LEN} characters long"),
+        ));
+    }
+    let iat = integer("iat", &payload["iat"])?;
+    let exp = integer("exp", &payload["exp"])?;
+    let nbf = get("nbf").map(|v| integer("nbf", v)).transpose()?;
+    let iss = get("iss").map(|v| string("iss", v)).transpose()?;
+    let aud = get("aud").map(audience).transpose()?;
+    if let Some(ver) = get("ver") {
+        if !matches!(ver.as_str(), Some("1.0" | "1.1")) {
             return Err(TokenError::invalid_claim(
-                "session_length",
-                "it must be a positive number of seconds",
+                "ver",
+                "it must be \"1.0\" or \"1.1\"",
             ));
         }
-        if exp < iat {
-            return Err(TokenError::invalid_claim(
-                "exp",
-                "it is earlier than \"iat\"",
-            ));
-        }
-
-        // 3. Issuer and audience.
-        if let Some(iss) = iss {
-            if iss != client_id {
-                return Err(TokenError::new(
-                    ErrorCode::TokenIssuerMismatch,
-                    format!(
-                        "The token's iss is not the embed client id {client_id:?}. Set iss to the client id, or leave it out."
-                    ),
-                ));
-            }
-        }
-        if let Some(expected) = &rules.audience {
-            if !aud.is_some_and(|list| list.contains(&expected.as_str())) {
-                return Err(TokenError::new(
-                    ErrorCode::TokenAudienceMismatch,
-                    format!(
-                        "The token's aud must contain {expected:?}, as this gateway is configured to require."
-                    ),
-                ));
-            }
-        }
-
-        // 4. Time.
-        let skew = rules.clock_skew_secs;
-        let times = format!(
-            "server time {}, token iat {}{}, exp {}",
-            when(now),
-            when(iat),
-            nbf.map(|n| format!(", nbf {}", when(n)))
-                .unwrap_or_default(),
-            when(exp)
-        );
-        if now > exp.saturating_add(skew) {
-            return Err(TokenError::new(
-                ErrorCode::TokenExpired,
-                format!(
-                    "The embed token expired at {} ({times}). Sign a fresh token for each page load, and check the host app's clock.",
-                    when(exp)
-                ),
-            ));
-        }
-        let future = |t: i64| t > now.saturating_add(skew);
-        if future(iat) || nbf.is_some_and(future) {
-            return Err(TokenError::new(
-                ErrorCode::TokenNotYetValid,
-                format!(
-                    "The embed token is not valid yet ({times}; allowed clock skew {skew}s). Check the host app's clock."
-                ),
-            ));
-        }
-        if exp - iat > rules.max_lifetime_secs {
-            return Err(TokenError::new(
-                ErrorCode::TokenLifetimeTooLong,
-                format!(
-                    "The token lives {}s (exp - iat); this gateway allows at most {}s. Sign shorter-lived tokens.",
-                    exp - iat,
-                    rules.max_lifetime_secs
-                ),
-            ));
-        }
-
-        Ok(Claims {
+    }
+    let first_name = get("first_name")
+        .map(|v| short_text("first_name", v))
+        .transpose()?;
+    let last_name = get("last_name")
+        .map(|v| short_text("last_name", v))
+        .transpose()?;
+    let teams = get("teams").map(teams).transpose()?;
+    let account_type = get("account_type")
+        .map(|v| short_text("account_type", v))
+        .transpose()?;
+    let user_attributes = get("user_attributes")
+        .map(|v| match v {
+            Value::Object(map) => parse_attributes(map)
+                .map_err(|why| TokenError::invalid_claim("user_attributes", why)),
+            _ => Err(TokenError::invalid_claim(
+                "user_attributes",
+                "it must be an object of string values",
+            )),
+        })
+        .transpose()?;
+    let session_length = get("session_length")
+        .map(|v| integer("session_length", v))
+        .transpose()?;
+    if session_length.is_some_and(|s| s <= 0) {
+        return Err(TokenError::invalid_claim(
+            "session_length",
+            "it must be a positive number of seconds",
+        ));
+    }
+    if exp < iat {
+        return Err(TokenError::invalid_claim(
+            "exp",
+            "it is earlier than \"iat\"",
+        ));
+    }
+    Ok(TypedClaims {
+        claims: Claims {
             email: user_email,
             jti: jti.to_owned(),
             iat,
@@ -294,7 +239,119 @@ impl Claims {
             account_type,
             user_attributes,
             session_length,
-        })
+        },
+        iss: iss.map(str::to_owned),
+        aud: aud.map(|list| list.into_iter().map(str::to_owned).collect()),
+    })
+}
+
+/// Step 5c: `iss`, when present, is the client id.
+pub fn check_issuer(typed: &TypedClaims, client_id: &str) -> Result<(), TokenError> {
+    match &typed.iss {
+        Some(iss) if iss != client_id => Err(TokenError::new(
+            ErrorCode::TokenIssuerMismatch,
+            format!(
+                "The token's iss is not the embed client id {client_id:?}. Set iss to the client id, or leave it out."
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Step 5d: `aud` contains the configured audience, when one is configured.
+pub fn check_audience(typed: &TypedClaims, rules: &TimeRules) -> Result<(), TokenError> {
+    let Some(expected) = &rules.audience else {
+        return Ok(());
+    };
+    if typed
+        .aud
+        .as_ref()
+        .is_some_and(|list| list.contains(expected))
+    {
+        return Ok(());
+    }
+    Err(TokenError::new(
+        ErrorCode::TokenAudienceMismatch,
+        format!(
+            "The token's aud must contain {expected:?}, as this gateway is configured to require."
+        ),
+    ))
+}
+
+fn times(c: &Claims, now: i64) -> String {
+    format!(
+        "server time {}, token iat {}{}, exp {}",
+        when(now),
+        when(c.iat),
+        c.nbf
+            .map(|n| format!(", nbf {}", when(n)))
+            .unwrap_or_default(),
+        when(c.exp)
+    )
+}
+
+/// Step 5e: not expired (with the skew).
+pub fn check_expiry(c: &Claims, rules: &TimeRules, now: i64) -> Result<(), TokenError> {
+    if now > c.exp.saturating_add(rules.clock_skew_secs) {
+        return Err(TokenError::new(
+            ErrorCode::TokenExpired,
+            format!(
+                "The embed token expired at {} ({}). Sign a fresh token for each page load, and check the host app's clock.",
+                when(c.exp),
+                times(c, now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 5f: `iat` and `nbf` not in the future (with the skew).
+pub fn check_not_before(c: &Claims, rules: &TimeRules, now: i64) -> Result<(), TokenError> {
+    let skew = rules.clock_skew_secs;
+    let future = |t: i64| t > now.saturating_add(skew);
+    if future(c.iat) || c.nbf.is_some_and(future) {
+        return Err(TokenError::new(
+            ErrorCode::TokenNotYetValid,
+            format!(
+                "The embed token is not valid yet ({}; allowed clock skew {skew}s). Check the host app's clock.",
+                times(c, now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 5g: `exp - iat` within the configured maximum.
+pub fn check_lifetime(c: &Claims, rules: &TimeRules) -> Result<(), TokenError> {
+    if c.exp - c.iat > rules.max_lifetime_secs {
+        return Err(TokenError::new(
+            ErrorCode::TokenLifetimeTooLong,
+            format!(
+                "The token lives {}s (exp - iat); this gateway allows at most {}s. Sign shorter-lived tokens.",
+                c.exp - c.iat,
+                rules.max_lifetime_secs
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Claims {
+    /// Checks `payload` for a token of `client_id` at `now` (Unix seconds):
+    /// steps 5a to 5g in order, the first failure wins.
+    pub fn from_payload(
+        payload: &Map<String, Value>,
+        client_id: &str,
+        rules: &TimeRules,
+        now: i64,
+    ) -> Result<Claims, TokenError> {
+        let typed = check_types(payload)?;
+        check_issuer(&typed, client_id)?;
+        check_audience(&typed, rules)?;
+        check_expiry(&typed.claims, rules, now)?;
+        check_not_before(&typed.claims, rules, now)?;
+        check_lifetime(&typed.claims, rules)?;
+        Ok(typed.claims)
     }
 }
 

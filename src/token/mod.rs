@@ -12,6 +12,7 @@
 
 pub mod claims;
 mod error;
+pub mod inspect;
 mod keys;
 pub mod shape;
 mod strict_json;
