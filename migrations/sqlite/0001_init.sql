@@ -1,5 +1,7 @@
 -- embedgate schema, SQLite. Timestamps are Unix milliseconds; flags are
--- integers 0/1; lists and maps are JSON text.
+-- integers 0/1; lists and maps are JSON text. Ids are AUTOINCREMENT: an id is
+-- never reused, so nothing that names a deleted row (a session cookie names
+-- its user) can ever name a new one.
 
 CREATE TABLE settings (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -7,7 +9,7 @@ CREATE TABLE settings (
 );
 
 CREATE TABLE admin_tokens (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL
@@ -42,7 +44,7 @@ INSERT INTO account_types (name, permissions, builtin) VALUES
     ('Creator', '["view","explore","export","edit"]', 1);
 
 CREATE TABLE teams (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL,
     visibility TEXT NOT NULL,
@@ -50,7 +52,7 @@ CREATE TABLE teams (
 );
 
 CREATE TABLE users (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     email TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -73,7 +75,7 @@ CREATE TABLE memberships (
 CREATE INDEX memberships_by_team ON memberships (team_id);
 
 CREATE TABLE workspaces (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     parent_id INTEGER REFERENCES workspaces(id),
     created_at INTEGER NOT NULL
@@ -96,7 +98,7 @@ CREATE TABLE workbook_tags (
 );
 
 CREATE TABLE grants (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     team_id INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
     workbook_id TEXT REFERENCES workbooks(id) ON DELETE CASCADE,
     workspace_id INTEGER REFERENCES workspaces(id) ON DELETE CASCADE,
@@ -118,7 +120,7 @@ CREATE TABLE used_jtis (
 CREATE INDEX used_jtis_by_expiry ON used_jtis (expires_at);
 
 CREATE TABLE audit (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
     event TEXT NOT NULL,
     request_id TEXT,

@@ -155,10 +155,14 @@ async fn run(
         }
     };
 
-    let (epoch, session_length) = {
+    let (epoch, email, session_length) = {
         let state = gw.policy.read();
         let user = state.user(user_id).ok_or_else(Problem::internal)?;
-        (user.session_epoch, verified.claims.session_length)
+        (
+            user.session_epoch,
+            user.email.to_string(),
+            verified.claims.session_length,
+        )
     };
     let ttl = session_length.map_or(gw.config.embed.session_ttl_secs, |s| {
         s.min(gw.config.embed.session_ttl_secs)
@@ -166,6 +170,7 @@ async fn run(
     let claims = SessionClaims {
         sid: crate::crypto::random_token("", 16).map_err(|_| Problem::internal())?,
         uid: user_id,
+        em: email,
         cid: client_id.clone(),
         wb: req.workbook.to_owned(),
         ep: epoch,

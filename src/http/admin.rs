@@ -138,13 +138,48 @@ fn no_content(result: AdminResult<()>) -> HttpResponse {
     }
 }
 
-/// A JSON body that may be empty.
+/// A body as the admin API's resource types: a JSON object only (serde
+/// would also read a struct from an array), checked field by field.
+fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> AdminResult<T> {
+    if !value.is_object() {
+        return Err(Problem::validation(
+            "The request body must be a JSON object.",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        Problem::validation(format!(
+            "The request body is not valid for this endpoint: {e}"
+        ))
+    })
+}
+
+/// A JSON object body, parsed into `T`.
+struct Body<T>(T);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(value) = json.await?;
+            from_object(value).map(Body).map_err(|p| {
+                let res = problem::json(&p);
+                actix_web::error::InternalError::from_response(p.message, res).into()
+            })
+        })
+    }
+}
+
+/// A JSON object body that may be empty.
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> AdminResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| Problem::validation(format!("The request body is not valid: {e}")))
+    let value = serde_json::from_slice(body)
+        .map_err(|e| Problem::validation(format!("The request body is not valid JSON: {e}")))?;
+    from_object(value)
 }
 
 type Gw = web::Data<Gateway>;
@@ -154,19 +189,15 @@ type Name = web::Path<String>;
 async fn get_settings(gw: Gw) -> HttpResponse {
     ok(Ok(settings::get(&gw)))
 }
-async fn patch_settings(gw: Gw, a: AdminActor, body: web::Json<SettingsPatch>) -> HttpResponse {
-    ok(settings::patch(&gw, &a.0, body.into_inner()).await)
+async fn patch_settings(gw: Gw, a: AdminActor, body: Body<SettingsPatch>) -> HttpResponse {
+    ok(settings::patch(&gw, &a.0, body.0).await)
 }
 
 async fn list_clients(gw: Gw) -> HttpResponse {
     ok(clients::list(&gw).await)
 }
-async fn create_client(
-    gw: Gw,
-    a: AdminActor,
-    body: web::Json<clients::CreateClient>,
-) -> HttpResponse {
-    created(clients::create(&gw, &a.0, body.into_inner()).await)
+async fn create_client(gw: Gw, a: AdminActor, body: Body<clients::CreateClient>) -> HttpResponse {
+    created(clients::create(&gw, &a.0, body.0).await)
 }
 async fn get_client(gw: Gw, id: Name) -> HttpResponse {
     ok(clients::get(&gw, &id).await)
@@ -184,19 +215,14 @@ async fn revoke_client(gw: Gw, a: AdminActor, id: Name) -> HttpResponse {
 async fn list_teams(gw: Gw) -> HttpResponse {
     ok(teams::list(&gw).await)
 }
-async fn create_team(gw: Gw, a: AdminActor, body: web::Json<teams::CreateTeam>) -> HttpResponse {
-    created(teams::create(&gw, &a.0, body.into_inner()).await)
+async fn create_team(gw: Gw, a: AdminActor, body: Body<teams::CreateTeam>) -> HttpResponse {
+    created(teams::create(&gw, &a.0, body.0).await)
 }
 async fn get_team(gw: Gw, id: Id) -> HttpResponse {
     ok(teams::get(&gw, *id).await)
 }
-async fn patch_team(
-    gw: Gw,
-    a: AdminActor,
-    id: Id,
-    body: web::Json<teams::PatchTeam>,
-) -> HttpResponse {
-    ok(teams::patch(&gw, &a.0, *id, body.into_inner()).await)
+async fn patch_team(gw: Gw, a: AdminActor, id: Id, body: Body<teams::PatchTeam>) -> HttpResponse {
+    ok(teams::patch(&gw, &a.0, *id, body.0).await)
 }
 async fn delete_team(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
     no_content(teams::delete(&gw, &a.0, *id).await)
@@ -205,19 +231,14 @@ async fn delete_team(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
 async fn list_users(gw: Gw, q: web::Query<users::UserQuery>) -> HttpResponse {
     ok(users::list(&gw, q.into_inner()).await)
 }
-async fn create_user(gw: Gw, a: AdminActor, body: web::Json<users::CreateUser>) -> HttpResponse {
-    created(users::create(&gw, &a.0, body.into_inner()).await)
+async fn create_user(gw: Gw, a: AdminActor, body: Body<users::CreateUser>) -> HttpResponse {
+    created(users::create(&gw, &a.0, body.0).await)
 }
 async fn get_user(gw: Gw, id: Id) -> HttpResponse {
     ok(users::get(&gw, *id).await)
 }
-async fn patch_user(
-    gw: Gw,
-    a: AdminActor,
-    id: Id,
-    body: web::Json<users::PatchUser>,
-) -> HttpResponse {
-    ok(users::patch(&gw, &a.0, *id, body.into_inner()).await)
+async fn patch_user(gw: Gw, a: AdminActor, id: Id, body: Body<users::PatchUser>) -> HttpResponse {
+    ok(users::patch(&gw, &a.0, *id, body.0).await)
 }
 async fn delete_user(gw: Gw, a: AdminActor, id: Id) -> HttpResponse {
     no_content(users::delete(&gw, &a.0, *id).await)
@@ -232,9 +253,9 @@ async fn list_account_types(gw: Gw) -> HttpResponse {
 async fn create_account_type(
     gw: Gw,
     a: AdminActor,
-    body: web::Json<account_types::CreateAccountType>,
+    body: Body<account_types::CreateAccountType>,
 ) -> HttpResponse {
-    created(account_types::create(&gw, &a.0, body.into_inner()).await)
+    created(account_types::create(&gw, &a.0, body.0).await)
 }
 async fn get_account_type(gw: Gw, name: Name) -> HttpResponse {
     ok(account_types::get(&gw, &name).await)
@@ -243,9 +264,9 @@ async fn patch_account_type(
     gw: Gw,
     a: AdminActor,
     name: Name,
-    body: web::Json<account_types::PatchAccountType>,
+    body: Body<account_types::PatchAccountType>,
 ) -> HttpResponse {
-    ok(account_types::patch(&gw, &a.0, &name, body.into_inner()).await)
+    ok(account_types::patch(&gw, &a.0, &name, body.0).await)
 }
 async fn delete_account_type(gw: Gw, a: AdminActor, name: Name) -> HttpResponse {
     no_content(account_types::delete(&gw, &a.0, &name).await)
@@ -257,9 +278,9 @@ async fn list_workspaces(gw: Gw) -> HttpResponse {
 async fn create_workspace(
     gw: Gw,
     a: AdminActor,
-    body: web::Json<workspaces::CreateWorkspace>,
+    body: Body<workspaces::CreateWorkspace>,
 ) -> HttpResponse {
-    created(workspaces::create(&gw, &a.0, body.into_inner()).await)
+    created(workspaces::create(&gw, &a.0, body.0).await)
 }
 async fn get_workspace(gw: Gw, id: Id) -> HttpResponse {
     ok(workspaces::get(&gw, *id).await)
@@ -274,9 +295,9 @@ async fn list_workbooks(gw: Gw) -> HttpResponse {
 async fn create_workbook(
     gw: Gw,
     a: AdminActor,
-    body: web::Json<workbooks::CreateWorkbook>,
+    body: Body<workbooks::CreateWorkbook>,
 ) -> HttpResponse {
-    created(workbooks::create(&gw, &a.0, body.into_inner()).await)
+    created(workbooks::create(&gw, &a.0, body.0).await)
 }
 async fn get_workbook(gw: Gw, id: Name) -> HttpResponse {
     ok(workbooks::get(&gw, &id).await)
@@ -285,9 +306,9 @@ async fn patch_workbook(
     gw: Gw,
     a: AdminActor,
     id: Name,
-    body: web::Json<workbooks::PatchWorkbook>,
+    body: Body<workbooks::PatchWorkbook>,
 ) -> HttpResponse {
-    ok(workbooks::patch(&gw, &a.0, &id, body.into_inner()).await)
+    ok(workbooks::patch(&gw, &a.0, &id, body.0).await)
 }
 async fn delete_workbook(gw: Gw, a: AdminActor, id: Name) -> HttpResponse {
     no_content(workbooks::delete(&gw, &a.0, &id).await)
@@ -296,10 +317,10 @@ async fn put_tag(
     gw: Gw,
     a: AdminActor,
     p: web::Path<(String, String)>,
-    body: web::Json<workbooks::PutTag>,
+    body: Body<workbooks::PutTag>,
 ) -> HttpResponse {
     let (id, tag) = p.into_inner();
-    ok(workbooks::put_tag(&gw, &a.0, &id, &tag, body.into_inner()).await)
+    ok(workbooks::put_tag(&gw, &a.0, &id, &tag, body.0).await)
 }
 async fn delete_tag(gw: Gw, a: AdminActor, p: web::Path<(String, String)>) -> HttpResponse {
     let (id, tag) = p.into_inner();
@@ -309,8 +330,8 @@ async fn delete_tag(gw: Gw, a: AdminActor, p: web::Path<(String, String)>) -> Ht
 async fn list_grants(gw: Gw, q: web::Query<grants::GrantQuery>) -> HttpResponse {
     ok(grants::list(&gw, q.into_inner()).await)
 }
-async fn create_grant(gw: Gw, a: AdminActor, body: web::Json<grants::CreateGrant>) -> HttpResponse {
-    created(grants::create(&gw, &a.0, body.into_inner()).await)
+async fn create_grant(gw: Gw, a: AdminActor, body: Body<grants::CreateGrant>) -> HttpResponse {
+    created(grants::create(&gw, &a.0, body.0).await)
 }
 async fn get_grant(gw: Gw, id: Id) -> HttpResponse {
     ok(grants::get(&gw, *id).await)
@@ -327,8 +348,8 @@ async fn get_explain(gw: Gw, q: web::Query<explain::ExplainQuery>) -> HttpRespon
     ok(explain::explain(&gw, q.into_inner()))
 }
 
-async fn inspect_token(gw: Gw, body: web::Json<admin::inspect::InspectRequest>) -> HttpResponse {
-    ok(admin::inspect::inspect(&gw, body.into_inner()).await)
+async fn inspect_token(gw: Gw, body: Body<admin::inspect::InspectRequest>) -> HttpResponse {
+    ok(admin::inspect::inspect(&gw, body.0).await)
 }
 
 async fn not_found() -> HttpResponse {

@@ -28,6 +28,8 @@ pub struct SessionClaims {
     /// Session id: for logs and the audit, never a credential by itself.
     pub sid: String,
     pub uid: i64,
+    /// The user's email: ids are never reused, and this makes sure of it.
+    pub em: String,
     pub cid: String,
     pub wb: String,
     /// The user's session epoch when issued.
@@ -153,7 +155,7 @@ impl SessionCodec {
         let user = state
             .user(claims.uid)
             .ok_or_else(|| invalid("belongs to a user that no longer exists"))?;
-        if user.session_epoch != claims.ep {
+        if user.session_epoch != claims.ep || user.email.as_str() != claims.em {
             return Err(invalid("was revoked"));
         }
         Ok(Session {
@@ -185,6 +187,7 @@ mod tests {
         SessionClaims {
             sid: "s1".into(),
             uid: 7,
+            em: "ana@acme.example".into(),
             cid: "acme".into(),
             wb: "sales".into(),
             ep: 0,

@@ -2,5 +2,8 @@
 //! starts its own gateway in-process on port 0 with its own SQLite file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod handshake;
 mod helpers;
+mod sessions;
+mod users;

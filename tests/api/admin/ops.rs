@@ -1,0 +1,217 @@
+//! Operations endpoints (SPEC §10) and the gateway's public keys.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::support::*;
+use crate::helpers::*;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_without_a_token() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200, "{path}");
+    }
+}
+
+/// The value of the sample line `name{labels}` (labels in any order).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((m, r)) => (m, r.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+            if all { value.parse().ok() } else { None }
+        })
+        .next()
+}
+
+#[tokio::test]
+async fn metrics_count_handshakes_by_outcome_and_code() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    app.open(&app.token().sign(), "sales").await;
+    for _ in 0..2 {
+        let bad = app
+            .token()
+            .secret("nope-nope-nope-nope-nope-nope-nope")
+            .sign();
+        handshake_fails(&app, &bad, "sales", 401, "token_bad_signature").await;
+    }
+    handshake_fails(
+        &app,
+        &app.token().email("zed@acme.example").sign(),
+        "inventory",
+        403,
+        "access_denied",
+    )
+    .await;
+
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = res.text().await.unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "embedgate_handshakes_total",
+            &[("outcome", "denied"), ("code", "token_bad_signature")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "embedgate_handshakes_total",
+            &[("outcome", "denied"), ("code", "access_denied")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "embedgate_handshakes_total",
+            &[("outcome", "allowed")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("embedgate_request_duration_seconds"),
+        "latency histogram in {text}"
+    );
+    assert!(
+        text.contains("# TYPE embedgate_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "embedgate_active_sessions", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    // The session expires with the clock.
+    app.clock.advance_secs(3600 + 120);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        sample(&text, "embedgate_active_sessions", &[]),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_a_sent_one() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let mut generated = Vec::new();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/admin/api/settings",
+        "/embed/workbooks/sales",
+        "/no/such/page",
+    ] {
+        let res = app.get(path).await;
+        let id = res
+            .headers()
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("{path} has no X-Request-Id"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!id.is_empty(), "{path}");
+        generated.push(id);
+
+        let res = app
+            .http
+            .get(app.url(path))
+            .header("X-Request-Id", "trace-abc-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["x-request-id"], "trace-abc-123", "{path}");
+    }
+    let mut unique = generated.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        generated.len(),
+        "ids are unique: {generated:?}"
+    );
+    // Also on the admin API with a token, and on a handshake.
+    let res = app.admin().send(Method::GET, "/teams", None).await;
+    assert!(res.headers().get("x-request-id").is_some());
+    let res = app.handshake(&app.token().sign(), "sales").await;
+    assert_eq!(res.status(), 303);
+    assert!(res.headers().get("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn the_request_id_of_a_handshake_is_in_its_audit_entry() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let res = app
+        .http
+        .get(app.url(&format!(
+            "/embed/workbooks/sales?jwt={}",
+            app.token().sign()
+        )))
+        .header("X-Request-Id", "handshake-req-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let entries = app.admin().audit("event=handshake").await;
+    assert_eq!(entries[0]["request_id"], "handshake-req-7", "{entries:?}");
+}
+
+#[tokio::test]
+async fn the_jwks_has_one_public_p256_key_and_no_private_part() {
+    let app = spawn_app().await;
+    let res = app.get("/.well-known/jwks.json").await;
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let jwks: Value = res.json().await.unwrap();
+    let keys = jwks["keys"].as_array().expect("a keys array");
+    assert!(!keys.is_empty(), "{jwks}");
+    for key in keys {
+        assert_eq!(key["kty"], "EC", "{key}");
+        assert_eq!(key["crv"], "P-256", "{key}");
+        assert!(key["kid"].as_str().is_some_and(|k| !k.is_empty()), "{key}");
+        assert!(key["x"].as_str().is_some_and(|k| !k.is_empty()), "{key}");
+        assert!(key["y"].as_str().is_some_and(|k| !k.is_empty()), "{key}");
+        assert!(key.get("d").is_none(), "no private part: {key}");
+        if let Some(alg) = key.get("alg") {
+            assert_eq!(alg, "ES256");
+        }
+    }
+    // The key survives a restart.
+    let app = app.restart().await;
+    let again: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, jwks);
+}
