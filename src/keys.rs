@@ -33,6 +33,9 @@ pub struct AssertionKey {
 
 pub struct KeyRing {
     pub session: cookie::Key,
+    /// Signs the admin console's cookie; derived from the session key so
+    /// that neither cookie can ever pass for the other.
+    pub console: cookie::Key,
     pub assertion: AssertionKey,
     /// Public keys of recently retired assertion keys, still in the JWKS.
     pub retired: Vec<Jwk>,
@@ -163,6 +166,21 @@ pub fn rotate_assertion_key(dir: &Path, now: i64) -> anyhow::Result<String> {
     Ok(assertion_key(&pem_bytes)?.kid)
 }
 
+/// A 64-byte key for another purpose, derived from `master` with
+/// HMAC-SHA256 (two blocks, each bound to the purpose and its index).
+fn derive(master: &cookie::Key, purpose: &[u8]) -> cookie::Key {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, master.master());
+    let mut bytes = Vec::with_capacity(64);
+    for block in [1u8, 2u8] {
+        let mut ctx = hmac::Context::with_key(&key);
+        ctx.update(purpose);
+        ctx.update(&[block]);
+        bytes.extend_from_slice(ctx.sign().as_ref());
+    }
+    cookie::Key::from(&bytes)
+}
+
 impl KeyRing {
     /// Loads the keys from `dir`, generating the missing ones. `now` (Unix
     /// seconds) decides which retired assertion keys are still listed.
@@ -179,6 +197,7 @@ impl KeyRing {
 
         let pem_bytes = load_or_create(dir, ASSERTION_KEY_FILE, new_assertion_key)?;
         Ok(KeyRing {
+            console: derive(&session, b"embedgate admin console v1"),
             session,
             assertion: assertion_key(&pem_bytes).context("keys/assertion-es256.pem")?,
             retired: retired_keys(dir, now)?,

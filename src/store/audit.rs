@@ -83,6 +83,20 @@ impl Store {
         .collect())
     }
 
+    /// Handshakes since `since` (Unix ms), counted by outcome and code.
+    pub async fn handshake_counts(
+        &self,
+        since: i64,
+    ) -> StoreResult<Vec<(String, Option<String>, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT outcome, code, COUNT(*) FROM audit WHERE event = 'handshake' AND at >= $1 \
+             GROUP BY outcome, code ORDER BY COUNT(*) DESC",
+        )
+        .bind(since)
+        .fetch_all(self.db())
+        .await?)
+    }
+
     pub async fn prune_audit(&self, before: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM audit WHERE at < $1")
             .bind(before)

@@ -23,27 +23,24 @@ impl Store {
         let mut results = Vec::with_capacity(uses.len());
         let mut tx = self.begin().await?;
         for chunk in uses.chunks(200) {
+            // A batch may hold the same id twice (concurrent replays): insert
+            // each once; only its first occurrence may win.
+            let mut seen = std::collections::HashSet::new();
+            let unique: Vec<&JtiUse> = chunk
+                .iter()
+                .filter(|u| seen.insert((u.client_id.as_str(), u.jti.as_str())))
+                .collect();
             let sql = format!(
                 "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES {} \
                  ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
-                placeholders(chunk.len(), 3)
+                placeholders(unique.len(), 3)
             );
             let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-            let mut seen = std::collections::HashSet::new();
-            let mut unique = Vec::new();
-            for u in chunk {
-                if seen.insert((u.client_id.as_str(), u.jti.as_str())) {
-                    unique.push(u);
-                }
-            }
             for u in &unique {
                 q = q.bind(&u.client_id).bind(&u.jti).bind(u.expires_at);
             }
-            let inserted: std::collections::HashSet<(String, String)> = if unique.is_empty() {
-                Default::default()
-            } else {
-                q.fetch_all(&mut *tx).await?.into_iter().collect()
-            };
+            let inserted: std::collections::HashSet<(String, String)> =
+                q.fetch_all(&mut *tx).await?.into_iter().collect();
             let mut granted = std::collections::HashSet::new();
             for u in chunk {
                 let key = (u.client_id.clone(), u.jti.clone());

@@ -128,6 +128,27 @@ impl Store {
         self.finish_users(rows).await
     }
 
+    /// Users whose email contains `q` (case-insensitive), at most `limit`.
+    pub async fn search_users(&self, q: &str, limit: i64) -> StoreResult<Vec<UserRecord>> {
+        let escaped: String = q
+            .to_ascii_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2"
+        );
+        let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
+            .bind(format!("%{escaped}%"))
+            .bind(limit)
+            .fetch_all(self.db())
+            .await?;
+        self.finish_users(rows).await
+    }
+
     pub async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
         let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))

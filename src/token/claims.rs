@@ -323,13 +323,13 @@ pub fn check_not_before(c: &Claims, rules: &TimeRules, now: i64) -> Result<(), T
 
 /// Step 5g: `exp - iat` within the configured maximum.
 pub fn check_lifetime(c: &Claims, rules: &TimeRules) -> Result<(), TokenError> {
-    if c.exp - c.iat > rules.max_lifetime_secs {
+    let lifetime = c.exp.saturating_sub(c.iat);
+    if lifetime > rules.max_lifetime_secs {
         return Err(TokenError::new(
             ErrorCode::TokenLifetimeTooLong,
             format!(
                 "The token lives {}s (exp - iat); this gateway allows at most {}s. Sign shorter-lived tokens.",
-                c.exp - c.iat,
-                rules.max_lifetime_secs
+                lifetime, rules.max_lifetime_secs
             ),
         ));
     }
@@ -522,6 +522,18 @@ mod tests {
             err.message.contains("2027-01-15T07:50:00Z"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn extreme_times_cannot_overflow_the_lifetime_check() {
+        assert_eq!(
+            check(with(json!({"iat": i64::MIN, "exp": NOW + 10}))),
+            Err(ErrorCode::TokenLifetimeTooLong)
+        );
+        assert_eq!(
+            check(with(json!({"iat": NOW, "exp": i64::MAX}))),
+            Err(ErrorCode::TokenLifetimeTooLong)
         );
     }
 

@@ -6,4 +6,5 @@ mod admin;
 mod handshake;
 mod helpers;
 mod sessions;
+mod tokens;
 mod users;
