@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod client_ip;
+mod console;
 mod demo;
 pub mod embed;
 pub mod ops;
@@ -42,7 +43,8 @@ pub fn routes(demo: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
                     )
                     .default_service(web::to(embed::not_found)),
             )
-            .configure(admin::configure);
+            .configure(admin::configure)
+            .configure(console::configure);
         if demo {
             cfg.configure(demo::configure);
         }

@@ -303,6 +303,8 @@ impl Admin<'_> {
 /// - acme-analysts: view on `sales`; acme-managers: explore on workspace `reports`
 /// - globex-analysts: view on `inventory`; tag `v2` of `sales` for acme-analysts
 pub struct Fixture {
+    /// Used by the suites that grant on workspaces (not every binary).
+    #[allow(dead_code)]
     pub reports: i64,
     pub finance: i64,
 }
