@@ -55,7 +55,10 @@ impl Application {
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = match tls_config(&config)? {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?.run(),
+            None => server.listen(listener)?.run(),
+        };
         Ok(Application {
             port,
             server,
@@ -83,6 +86,27 @@ impl Application {
     }
 }
 
+/// The rustls configuration when `tls_cert` and `tls_key` are set.
+fn tls_config(config: &Config) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    if config.server.tls_cert.is_empty() {
+        return Ok(None);
+    }
+    let certs = CertificateDer::pem_file_iter(&config.server.tls_cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the certificate chain {}", config.server.tls_cert))?;
+    let key = PrivateKeyDer::from_pem_file(&config.server.tls_key)
+        .with_context(|| format!("reading the private key {}", config.server.tls_key))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match")?;
+    Ok(Some(tls))
+}
+
 /// Browsers only keep `Secure` cookies on https:// or loopback http://.
 fn warn_about_insecure_context(config: &Config) {
     let Ok(url) = url::Url::parse(&config.server.public_url) else {
@@ -102,27 +126,14 @@ fn warn_about_insecure_context(config: &Config) {
     }
 }
 
-/// Purges expired `jti`s every minute and old audit entries every hour.
+/// Runs [`Gateway::maintain`] every minute.
 fn start_maintenance(gw: &Arc<Gateway>) {
     let gw = Arc::clone(gw);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
-        let mut minutes = 0u64;
         loop {
             tick.tick().await;
-            if let Err(e) = gw.store.purge_jtis(gw.now()).await {
-                tracing::warn!(error = %e, "purging used jtis failed");
-            }
-            let days = i64::from(gw.config.audit.retention_days);
-            if minutes % 60 == 0 && days > 0 {
-                let before = gw.now_millis() - days * 86_400_000;
-                match gw.store.prune_audit(before).await {
-                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old audit entries pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
-                }
-            }
-            minutes += 1;
+            gw.maintain().await;
         }
     });
 }

@@ -36,6 +36,8 @@ pub struct Gateway {
     pub limiter: FailureLimiter,
     pub metrics: Metrics,
     pub rules: TimeRules,
+    /// Keys of clients registered with a `jwks_url`.
+    pub jwks: crate::jwks::JwksCache,
     /// Announces and follows changes between instances.
     pub feed: ChangeFeed,
     /// Runs the demo host page at `/demo/`.
@@ -70,6 +72,7 @@ impl Gateway {
             audience: Some(config.embed.audience.clone()).filter(|a| !a.is_empty()),
         };
         Ok(Gateway {
+            jwks: crate::jwks::JwksCache::new().context("building the JWKS client")?,
             feed,
             recorder: Recorder::start(store.clone(), clock.clone()),
             jti: JtiLedger::start(store.clone()),
@@ -102,6 +105,36 @@ impl Gateway {
             tracing::warn!(error = %e, "announcing a change to other instances failed");
         }
         Ok(())
+    }
+
+    /// Housekeeping, run every minute: forgets `jti`s whose tokens can no
+    /// longer pass the `exp` check, and prunes audit entries older than
+    /// `[audit].retention_days`. Returns how many rows of each went.
+    pub async fn maintain(&self) -> (u64, u64) {
+        let jtis = match self.store.purge_jtis(self.now()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "purging used jtis failed");
+                0
+            }
+        };
+        let days = i64::from(self.config.audit.retention_days);
+        let mut audit = 0;
+        if days > 0 {
+            self.recorder.flush().await;
+            match self
+                .store
+                .prune_audit(self.now_millis() - days * 86_400_000)
+                .await
+            {
+                Ok(n) => audit = n,
+                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            }
+        }
+        if jtis + audit > 0 {
+            tracing::info!(jtis, audit, "housekeeping removed expired rows");
+        }
+        (jtis, audit)
     }
 
     /// Now, in Unix seconds.

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod jti;
+pub mod jwks;
 pub mod keys;
 pub mod metrics;
 pub mod policy;

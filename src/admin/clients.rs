@@ -69,6 +69,23 @@ pub fn normalize_origin(raw: &str) -> AdminResult<String> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// A JWKS URL: absolute http(s), no credentials; fixed at registration.
+fn check_jwks_url(raw: &str) -> AdminResult<()> {
+    match url::Url::parse(raw) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            Ok(())
+        }
+        _ => Err(Problem::validation(format!(
+            "jwks_url {raw:?} must be an absolute http(s) URL without credentials"
+        ))),
+    }
+}
+
 fn validate(input: &CreateClient) -> AdminResult<(String, SigningAlgorithm)> {
     let client_id = match &input.client_id {
         Some(id) => ClientId::parse(id)
@@ -115,11 +132,7 @@ fn validate(input: &CreateClient) -> AdminResult<(String, SigningAlgorithm)> {
                     .decoding_key(pem.as_bytes())
                     .map_err(|e| Problem::validation(format!("public_key_pem: {e}")))?;
             }
-            (None, Some(_)) => {
-                return Err(Problem::validation(
-                    "jwks_url clients are not supported by this version; register public_key_pem",
-                ));
-            }
+            (None, Some(url)) => check_jwks_url(url)?,
             _ => {
                 return Err(Problem::validation(format!(
                     "{algorithm} clients need exactly one of public_key_pem or jwks_url"

@@ -57,7 +57,11 @@ pub async fn inspect(gw: &Gateway, request: InspectRequest) -> AdminResult<Inspe
     let now = gw.now();
     let mut ins = {
         let state = gw.policy.read();
-        inspect_token(&request.token, &*state, &gw.rules, now)
+        let keys = crate::jwks::GatewayKeys {
+            state: &state,
+            jwks: &gw.jwks,
+        };
+        inspect_token(&request.token, &keys, &gw.rules, now)
     };
     let target = ins.client_id.clone().zip(ins.typed.clone());
     match &target {

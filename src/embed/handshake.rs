@@ -14,6 +14,7 @@ use crate::audit::{self, Entry, Origin};
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
 use crate::identity::{self, Plan};
+use crate::jwks::GatewayKeys;
 use crate::policy::{Change, NoTrace};
 use crate::session::SessionClaims;
 use crate::store::{JtiUse, StoreError};
@@ -111,11 +112,7 @@ async fn run(
         }
         TokenParam::None => return Err(Problem::internal()),
     };
-    let verified: VerifiedToken = {
-        let state = gw.policy.read();
-        token::verify(raw_token, &*state, &gw.rules, now)
-    }
-    .map_err(|e| {
+    let verified: VerifiedToken = verify_token(gw, raw_token, now).await.map_err(|e| {
         attempt.client_id = e.client_id.clone();
         Problem::from(e)
     })?;
@@ -184,6 +181,51 @@ async fn run(
         user_id,
         session_id: claims.sid,
     })
+}
+
+/// Verifies a token (§3 but replay). For a client registered with a JWKS
+/// URL whose cached keys do not verify the signature, fetches the keys again
+/// (at most once a minute) and retries once.
+pub async fn verify_token(
+    gw: &Gateway,
+    raw: &str,
+    now: i64,
+) -> Result<VerifiedToken, token::TokenError> {
+    let first = {
+        let state = gw.policy.read();
+        token::verify(
+            raw,
+            &GatewayKeys {
+                state: &state,
+                jwks: &gw.jwks,
+            },
+            &gw.rules,
+            now,
+        )
+    };
+    let retry = match &first {
+        Err(e) if e.code == ErrorCode::TokenBadSignature => e
+            .client_id
+            .as_deref()
+            .and_then(|id| gw.policy.read().active_client(id).cloned())
+            .filter(|c| c.record.jwks_url.is_some() && gw.jwks.may_refresh(c.id(), now)),
+        _ => None,
+    };
+    let Some(client) = retry else { return first };
+    if let Err(e) = gw.jwks.refresh(&client, now).await {
+        tracing::warn!(client_id = client.id(), error = %e, "refreshing a client's JWKS failed");
+        return first;
+    }
+    let state = gw.policy.read();
+    token::verify(
+        raw,
+        &GatewayKeys {
+            state: &state,
+            jwks: &gw.jwks,
+        },
+        &gw.rules,
+        now,
+    )
 }
 
 /// Plans the user and decides access with the in-memory policy.
