@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client_ip;
 mod demo;
 pub mod embed;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod proxy;
