@@ -1,6 +1,7 @@
 //! `/admin/api/account-types`.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::views::AccountTypeView;
 use super::{Actor, AdminResult, check_text, db, record_change, store_error};
@@ -10,16 +11,22 @@ use crate::gateway::Gateway;
 use crate::policy::Change;
 use crate::store::AccountTypeRecord;
 
-#[derive(Debug, Deserialize)]
+/// A new account type.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountType {
     pub name: String,
+    /// Any of `view`, `explore`, `export`, `edit`, `all_companies`.
+    #[schema(example = json!(["view", "explore"]))]
     pub permissions: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// New permissions for an account type.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAccountType {
+    /// Any of `view`, `explore`, `export`, `edit`, `all_companies`.
+    #[schema(example = json!(["view", "explore", "export"]))]
     pub permissions: Vec<String>,
 }
 

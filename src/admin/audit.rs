@@ -1,6 +1,7 @@
 //! `GET /admin/api/audit`: the audit log, newest first, filterable.
 
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::views::AuditView;
 use super::{AdminResult, db};
@@ -11,12 +12,19 @@ use crate::store::AuditFilter;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-#[derive(Debug, Default, Deserialize)]
+/// The filters of `GET /admin/api/audit`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only entries about this email.
     pub email: Option<String>,
+    /// `handshake`, `user_created`, `user_updated`, `settings_changed` or `admin_change`.
     pub event: Option<String>,
+    /// `allowed` or `denied`.
     pub outcome: Option<String>,
+    /// At most this many entries (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

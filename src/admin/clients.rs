@@ -1,6 +1,7 @@
 //! `/admin/api/clients`: embed clients, their secrets and their rotation.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::views::ClientView;
 use super::{Actor, AdminResult, check_text, db, record_change, store_error};
@@ -19,11 +20,15 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_GRACE_SECS: i64 = 3600;
 const MAX_GRACE_SECS: i64 = 30 * 24 * 3600;
 
-#[derive(Debug, Deserialize)]
+/// A new embed client.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    /// Generated when absent.
     pub client_id: Option<String>,
     pub name: String,
+    /// `HS256` (the default), `HS384`, `HS512`, `RS256`, `ES256` or `EdDSA`.
+    #[schema(example = "HS256")]
     pub algorithm: Option<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -38,9 +43,12 @@ pub struct CreateClient {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A secret rotation; the body may be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
+    /// How long the previous secret keeps verifying (default 3600).
+    #[schema(example = 3600, minimum = 0, maximum = 2592000)]
     pub grace_secs: Option<i64>,
 }
 

@@ -2,6 +2,7 @@
 //! stored user, and why, from the same decision function.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AdminResult;
 use crate::domain::Email;
@@ -10,20 +11,32 @@ use crate::gateway::Gateway;
 use crate::identity::NOT_PROVISIONED_MESSAGE;
 use crate::policy::{Reasons, Subject};
 
-#[derive(Debug, Deserialize)]
+/// The question of `GET /admin/api/explain`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
+    /// A stored user's email.
     pub email: String,
+    /// A workbook id.
     pub workbook: String,
+    /// A tag of the workbook; the published version when absent.
     pub tag: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The decision a handshake would make now, and why.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Explanation {
     pub allowed: bool,
+    /// `view`, `explore` or `edit` when allowed.
+    #[schema(value_type = Option<String>)]
     pub level: Option<&'static str>,
+    #[schema(value_type = Vec<String>)]
     pub permissions: Vec<&'static str>,
+    /// The error code a handshake would answer with when denied.
+    #[schema(value_type = Option<String>)]
     pub code: Option<&'static str>,
+    /// Which teams, grants, workspaces and account type decided.
     pub reasons: Vec<String>,
 }
 

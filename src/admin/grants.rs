@@ -1,6 +1,7 @@
 //! `/admin/api/grants`: a level on a workbook or a workspace, for a team.
 
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::views::GrantView;
 use super::{Actor, AdminResult, db, record_change, store_error};
@@ -10,20 +11,32 @@ use crate::gateway::Gateway;
 use crate::policy::Change;
 use crate::store::{GrantFilter, GrantTarget};
 
-#[derive(Debug, Deserialize)]
+/// A new grant: a team gets a level on one workbook or on a workspace.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrant {
+    /// The team's name.
     pub team: String,
+    /// A workbook id (exactly one of `workbook` and `workspace`).
     pub workbook: Option<String>,
+    /// A workspace id (exactly one of `workbook` and `workspace`).
+    #[schema(value_type = Option<i64>)]
     pub workspace: Option<WorkspaceId>,
+    /// `view`, `explore` or `edit`.
+    #[schema(example = "view")]
     pub level: String,
+    /// Limits the grant to one tagged version.
     pub tag: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The filters of `GET /admin/api/grants`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GrantQuery {
+    /// Only grants to this team (name).
     pub team: Option<String>,
+    /// Only grants on this workbook (id).
     pub workbook: Option<String>,
 }
 

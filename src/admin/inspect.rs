@@ -4,23 +4,33 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::{AdminResult, db};
 use crate::gateway::Gateway;
 use crate::identity::{self, Plan};
 use crate::token::inspect::{Check, inspect as inspect_token};
 
-#[derive(Debug, Deserialize)]
+/// A token to inspect.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InspectRequest {
     pub token: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Every rule checked against the token.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InspectResponse {
+    /// Every check passed.
     pub valid: bool,
+    /// The code of the first failed check.
+    #[schema(value_type = Option<String>)]
     pub code: Option<&'static str>,
+    /// The decoded JOSE header, when it could be read.
+    #[schema(value_type = Option<Object>)]
     pub header: Option<Map<String, Value>>,
+    /// The decoded claims, when they could be read.
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<Map<String, Value>>,
     pub checks: Vec<Check>,
 }

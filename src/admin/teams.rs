@@ -1,6 +1,7 @@
 //! `/admin/api/teams`.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::views::TeamView;
 use super::{Actor, AdminResult, check_text, db, record_change, store_error};
@@ -10,20 +11,25 @@ use crate::gateway::Gateway;
 use crate::policy::Change;
 use crate::store::TeamRecord;
 
-#[derive(Debug, Deserialize)]
+/// A new team.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// `private` (the default) or `public`.
+    #[schema(example = "private")]
     pub visibility: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Changes to a team: any subset of the fields.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTeam {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// `private` or `public`.
     pub visibility: Option<String>,
 }
 

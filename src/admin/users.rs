@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::views::UserView;
 use super::{Actor, AdminResult, check_text, db, double_option, record_change, store_error};
@@ -18,38 +19,59 @@ use crate::identity::describe_changes;
 use crate::policy::{Change, PolicyState};
 use crate::store::{UserFields, UserFilter, UserRecord};
 
-#[derive(Debug, Deserialize)]
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub email: String,
+    /// `internal` (the default) or `embed`.
+    #[schema(example = "internal")]
     pub kind: Option<String>,
+    /// Team names.
     pub teams: Option<Vec<String>>,
+    /// Defaults to the settings' `default_account_type`.
     pub account_type: Option<String>,
+    /// Attribute names (`[A-Za-z0-9_]{1,64}`) to string values.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     pub attributes: Option<Map<String, Value>>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// `active` (the default) or `deactivated`.
     pub status: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Changes to a user: any subset of the fields.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    /// Replaces the user's teams (names).
     pub teams: Option<Vec<String>>,
     pub account_type: Option<String>,
     /// Merged into the stored attributes; `null` removes one.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Option<String>>>)]
     pub attributes: Option<Map<String, Value>>,
+    /// `active` or `deactivated`.
     pub status: Option<String>,
+    /// `null` clears the name.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub first_name: Option<Option<String>>,
+    /// `null` clears the name.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub last_name: Option<Option<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The filters of `GET /admin/api/users`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
+    /// Only the user with this email.
     pub email: Option<String>,
+    /// `embed` or `internal`.
     pub kind: Option<String>,
+    /// Only members of this team (name).
     pub team: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clock::{from_millis, rfc3339};
 use crate::domain::{Attributes, WorkbookSource};
@@ -17,17 +18,22 @@ fn time(millis: i64) -> String {
     rfc3339(from_millis(millis))
 }
 
-#[derive(Debug, Serialize)]
+/// An embed client.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub name: String,
+    #[schema(value_type = String, example = "HS256")]
     pub algorithm: &'static str,
     pub allowed_origins: Vec<String>,
     pub allowed_teams: Vec<String>,
     pub allow_internal_users: bool,
+    /// `active` or `revoked`.
+    #[schema(value_type = String, example = "active")]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
+    /// Until when the previous secret still verifies, after a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_valid_until: Option<String>,
     pub created_at: String,
@@ -59,11 +65,13 @@ impl ClientView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A team.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TeamView {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// `private` or `public`.
     pub visibility: String,
     pub created_at: String,
 }
@@ -80,17 +88,25 @@ impl From<&TeamRecord> for TeamView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
+    /// `embed` or `internal`.
+    #[schema(value_type = String, example = "embed")]
     pub kind: &'static str,
+    /// `active` or `deactivated`.
+    #[schema(value_type = String, example = "active")]
     pub status: &'static str,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub account_type: String,
+    /// Team names.
     pub teams: Vec<String>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub attributes: Attributes,
+    /// The embed client that provisioned an embed user.
     pub client_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -117,10 +133,13 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An account type: the permissions its users get.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountTypeView {
     pub name: String,
+    #[schema(value_type = Vec<String>, example = json!(["view", "explore"]))]
     pub permissions: Vec<&'static str>,
+    /// Built-in account types cannot be deleted.
     pub builtin: bool,
 }
 
@@ -134,7 +153,8 @@ impl From<&AccountTypeRecord> for AccountTypeView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A workspace (folder of workbooks).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {
     pub id: i64,
     pub name: String,
@@ -151,12 +171,15 @@ impl From<&WorkspaceRecord> for WorkspaceView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A workbook, with its tagged versions.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkbookView {
     pub id: String,
     pub name: String,
     pub workspace: Option<i64>,
+    /// The published version.
     pub source: WorkbookSource,
+    /// Tagged versions by tag name.
     pub tags: BTreeMap<String, WorkbookSource>,
     pub created_at: String,
     pub updated_at: String,
@@ -176,12 +199,16 @@ impl From<&WorkbookRecord> for WorkbookView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A grant: a team's level on a workbook or a workspace.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
     pub id: i64,
+    /// The team's name.
     pub team: String,
     pub workbook: Option<String>,
     pub workspace: Option<i64>,
+    /// `view`, `explore` or `edit`.
+    #[schema(value_type = String, example = "view")]
     pub level: &'static str,
     pub tag: Option<String>,
     pub created_at: String,
@@ -207,7 +234,8 @@ impl GrantView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     pub id: i64,
     pub at: String,
@@ -216,7 +244,9 @@ pub struct AuditView {
     pub client_id: Option<String>,
     pub email: Option<String>,
     pub workbook: Option<String>,
+    /// `allowed` or `denied`.
     pub outcome: String,
+    /// The error code of a denied request.
     pub code: Option<String>,
     pub remote_addr: Option<String>,
     pub note: Option<String>,

@@ -1,6 +1,7 @@
 //! `/admin/api/workbooks` and their tagged versions.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::views::WorkbookView;
 use super::{Actor, AdminResult, check_text, db, double_option, record_change, store_error};
@@ -10,25 +11,32 @@ use crate::gateway::Gateway;
 use crate::policy::Change;
 use crate::store::WorkbookRecord;
 
-#[derive(Debug, Deserialize)]
+/// A new workbook.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkbook {
     pub id: String,
     pub name: String,
+    /// The id of the workspace it belongs to.
+    #[schema(value_type = Option<i64>)]
     pub workspace: Option<WorkspaceId>,
     pub source: WorkbookSource,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Changes to a workbook: any subset of the fields.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchWorkbook {
     pub name: Option<String>,
+    /// `null` moves the workbook out of its workspace.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     pub workspace: Option<Option<WorkspaceId>>,
     pub source: Option<WorkbookSource>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The source of a tagged version.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutTag {
     pub source: WorkbookSource,

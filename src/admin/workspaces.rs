@@ -1,6 +1,7 @@
 //! `/admin/api/workspaces`: folders of workbooks, which may nest.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::views::WorkspaceView;
 use super::{Actor, AdminResult, check_text, db, record_change};
@@ -9,10 +10,13 @@ use crate::error::Problem;
 use crate::gateway::Gateway;
 use crate::policy::{Change, MAX_WORKSPACE_DEPTH};
 
-#[derive(Debug, Deserialize)]
+/// A new workspace.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
     pub name: String,
+    /// The id of the parent workspace.
+    #[schema(value_type = Option<i64>)]
     pub parent: Option<WorkspaceId>,
 }
 

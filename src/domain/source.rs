@@ -1,10 +1,11 @@
 //! [`WorkbookSource`]: where a workbook's content comes from (SPEC §6).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A workbook (or one of its tags) is either rendered from a template or
 /// proxied from an upstream server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum WorkbookSource {
     Template {

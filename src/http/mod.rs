@@ -7,6 +7,7 @@ pub mod client_ip;
 mod console;
 mod demo;
 pub mod embed;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod proxy;

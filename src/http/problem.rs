@@ -6,9 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use minijinja::context;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::Problem;
+use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
 
 pub fn status_of(p: &Problem) -> StatusCode {
@@ -23,9 +24,37 @@ fn base(p: &Problem) -> actix_web::HttpResponseBuilder {
     builder
 }
 
+/// The JSON error body of the contract: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "name must be 1 to 100 characters long"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a code of the contract (SPEC §11) and a message saying
+/// what to do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// E.g. `validation_failed`, `unauthorized`, `not_found`, `conflict`.
+    #[schema(value_type = String, example = "not_found")]
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<&Problem> for ErrorBody {
+    fn from(p: &Problem) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: p.code,
+                message: p.message.clone(),
+            },
+        }
+    }
+}
+
 /// `{"error": {"code": …, "message": …}}`
 pub fn json(p: &Problem) -> HttpResponse {
-    base(p).json(json!({"error": {"code": p.code, "message": p.message}}))
+    base(p).json(ErrorBody::from(p))
 }
 
 pub fn wants_json(req: &HttpRequest) -> bool {

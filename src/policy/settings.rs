@@ -2,20 +2,28 @@
 //! stored in the database and shared by all instances.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The runtime settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    #[schema(required = true)]
     pub auto_provisioning: bool,
+    #[schema(required = true)]
     pub default_account_type: String,
+    #[schema(required = true)]
     pub company_separation: CompanySeparation,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Company separation: users see only their company's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompanySeparation {
+    #[schema(required = true)]
     pub enabled: bool,
     /// The user attribute that holds the user's company.
+    #[schema(required = true)]
     pub attribute: String,
 }
 
@@ -39,7 +47,7 @@ impl Default for CompanySeparation {
 }
 
 /// A `PATCH /admin/api/settings` body: any subset, nested objects merged.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     pub auto_provisioning: Option<bool>,
@@ -47,7 +55,8 @@ pub struct SettingsPatch {
     pub company_separation: Option<CompanySeparationPatch>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Changes to company separation: any subset of the fields.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanySeparationPatch {
     pub enabled: Option<bool>,

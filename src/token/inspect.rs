@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::claims::{
     TimeRules, check_audience, check_expiry, check_issuer, check_lifetime, check_not_before,
@@ -15,12 +16,14 @@ use super::shape::{MAX_TOKEN_BYTES, RawToken};
 use crate::error::ErrorCode;
 
 /// The outcome of one rule.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Check {
+    #[schema(value_type = String)]
     pub rule: &'static str,
     pub ok: bool,
     pub detail: String,
     /// The error code when the rule failed.
+    #[schema(value_type = Option<String>)]
     pub code: Option<ErrorCode>,
     /// The rule could not be checked because an earlier one failed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
