@@ -100,11 +100,10 @@ impl AssertionSigner {
             tag: input.tag.map(str::to_owned),
             permissions: input.permissions,
         };
-        if let Some(hit) = self.cache.get(&cache_key) {
-            if (0..REUSE_SECS).contains(&(now - hit.issued_at)) {
+        if let Some(hit) = self.cache.get(&cache_key)
+            && (0..REUSE_SECS).contains(&(now - hit.issued_at)) {
                 return Ok(Arc::clone(&hit.token));
             }
-        }
         let token: Arc<str> = self.sign(key, input, now)?.into();
         if self.cache.len() > SWEEP_ABOVE {
             self.cache.retain(|_, c| now - c.issued_at < REUSE_SECS);

@@ -55,11 +55,10 @@ impl WorkbookSource {
                         return Err(format!("the dataset {d:?} must be a .csv or .json file"));
                     }
                 }
-                if let Some(field) = company_field {
-                    if field.is_empty() || field.len() > 64 {
+                if let Some(field) = company_field
+                    && (field.is_empty() || field.len() > 64) {
                         return Err("company_field must be 1 to 64 characters long".into());
                     }
-                }
                 Ok(())
             }
             WorkbookSource::Upstream { url } => match url::Url::parse(url) {

@@ -75,11 +75,10 @@ pub async fn handshake(
     let mut attempt = Attempt::default();
     let result = run(gw, &req, now, &mut attempt).await;
     let code = result.as_ref().err().map(|p| p.code);
-    if let Some(code) = code {
-        if matches!(code.status(), 401 | 403) {
+    if let Some(code) = code
+        && matches!(code.status(), 401 | 403) {
             gw.limiter.record_failure(req.remote, now);
         }
-    }
     gw.metrics.handshake(code.map(ErrorCode::as_str));
     gw.recorder.record(
         &req.origin,

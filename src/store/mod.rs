@@ -106,8 +106,8 @@ fn sqlite_url(url: &str) -> StoreResult<String> {
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" {
-        if let Some(parent) = Path::new(path)
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
         {
@@ -115,7 +115,6 @@ fn sqlite_url(url: &str) -> StoreResult<String> {
                 StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-    }
     let mode = if query.contains("mode=") {
         ""
     } else {

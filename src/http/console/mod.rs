@@ -127,11 +127,10 @@ fn open(gw: &Gateway, req: &HttpRequest) -> Option<ConsoleClaims> {
             let Ok(json) = URL_SAFE_NO_PAD.decode(verified.value()) else {
                 continue;
             };
-            if let Ok(claims) = serde_json::from_slice::<ConsoleClaims>(&json) {
-                if claims.exp > gw.now() {
+            if let Ok(claims) = serde_json::from_slice::<ConsoleClaims>(&json)
+                && claims.exp > gw.now() {
                     return Some(claims);
                 }
-            }
         }
     }
     None
