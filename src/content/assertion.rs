@@ -39,14 +39,27 @@ pub struct AssertionClaims<'a> {
     pub exp: i64,
 }
 
-/// Everything an assertion depends on: a change to any of them signs anew.
+/// Everything an assertion says: a change to any of it signs anew.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
     user_id: i64,
-    user_version: i64,
+    /// A fingerprint of the user's email, team names, account type and
+    /// attributes as they are now (not a timestamp: two changes in one
+    /// millisecond, or a team renamed, must still show).
+    user_state: u64,
     workbook: String,
     tag: Option<String>,
     permissions: PermissionSet,
+}
+
+fn fingerprint(input: &AssertionInput<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    input.user.email.hash(&mut h);
+    input.team_names.hash(&mut h);
+    input.user.account_type.hash(&mut h);
+    input.user.attributes.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Debug, Clone)]
@@ -95,15 +108,16 @@ impl AssertionSigner {
     ) -> anyhow::Result<Arc<str>> {
         let cache_key = CacheKey {
             user_id: input.user.id,
-            user_version: input.user.updated_at ^ (input.user.session_epoch << 48),
+            user_state: fingerprint(input),
             workbook: input.workbook.to_owned(),
             tag: input.tag.map(str::to_owned),
             permissions: input.permissions,
         };
         if let Some(hit) = self.cache.get(&cache_key)
-            && (0..REUSE_SECS).contains(&(now - hit.issued_at)) {
-                return Ok(Arc::clone(&hit.token));
-            }
+            && (0..REUSE_SECS).contains(&(now - hit.issued_at))
+        {
+            return Ok(Arc::clone(&hit.token));
+        }
         let token: Arc<str> = self.sign(key, input, now)?.into();
         if self.cache.len() > SWEEP_ABOVE {
             self.cache.retain(|_, c| now - c.issued_at < REUSE_SECS);

@@ -64,10 +64,14 @@ pub fn forward_response_header(name: &str, connection: &[String]) -> bool {
         )
 }
 
-/// Is a raw path segment `.` or `..`, in any encoding?
-fn is_dot_segment(raw: &str) -> bool {
-    let decoded = raw.replace("%2e", ".").replace("%2E", ".");
-    decoded == "." || decoded == ".."
+/// Does a raw path hold a `.` or `..` segment once percent-decoded, with
+/// `/` and `\\` in any encoding as separators? An upstream that decodes
+/// `%2F` before resolving dot-segments must never see one.
+fn has_dot_segment(raw: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    decoded
+        .split(['/', '\\'])
+        .any(|seg| seg == "." || seg == "..")
 }
 
 /// The upstream URL for `sub_path` (raw, as the browser sent it) and a
@@ -76,7 +80,7 @@ pub fn target_url(base: &str, sub_path: &str, query: &str) -> Result<String, Str
     if sub_path.contains('\\') || sub_path.to_ascii_lowercase().contains("%5c") {
         return Err("back-slashes are not allowed in workbook paths".into());
     }
-    if sub_path.split('/').any(is_dot_segment) {
+    if has_dot_segment(sub_path) {
         return Err("'.' and '..' are not allowed in workbook paths".into());
     }
     let mut url = base.trim_end_matches('/').to_owned();

@@ -56,9 +56,10 @@ impl WorkbookSource {
                     }
                 }
                 if let Some(field) = company_field
-                    && (field.is_empty() || field.len() > 64) {
-                        return Err("company_field must be 1 to 64 characters long".into());
-                    }
+                    && (field.is_empty() || field.len() > 64)
+                {
+                    return Err("company_field must be 1 to 64 characters long".into());
+                }
                 Ok(())
             }
             WorkbookSource::Upstream { url } => match url::Url::parse(url) {

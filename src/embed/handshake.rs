@@ -76,9 +76,10 @@ pub async fn handshake(
     let result = run(gw, &req, now, &mut attempt).await;
     let code = result.as_ref().err().map(|p| p.code);
     if let Some(code) = code
-        && matches!(code.status(), 401 | 403) {
-            gw.limiter.record_failure(req.remote, now);
-        }
+        && matches!(code.status(), 401 | 403)
+    {
+        gw.limiter.record_failure(req.remote, now);
+    }
     gw.metrics.handshake(code.map(ErrorCode::as_str));
     gw.recorder.record(
         &req.origin,
@@ -151,12 +152,13 @@ async fn run(
         }
     };
 
-    let (epoch, email, session_length) = {
+    let (epoch, email, version, session_length) = {
         let state = gw.policy.read();
         let user = state.user(user_id).ok_or_else(Problem::internal)?;
         (
             user.session_epoch,
             user.email.to_string(),
+            user.updated_at,
             verified.claims.session_length,
         )
     };
@@ -167,6 +169,7 @@ async fn run(
         sid: crate::crypto::random_token("", 16).map_err(|_| Problem::internal())?,
         uid: user_id,
         em: email,
+        uv: version,
         cid: client_id.clone(),
         wb: req.workbook.to_owned(),
         ep: epoch,

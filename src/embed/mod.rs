@@ -12,8 +12,9 @@ use std::sync::Arc;
 use crate::domain::WorkbookSource;
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
+use crate::policy::Change;
 use crate::policy::{Decision, NoTrace, Subject, source_for};
-use crate::session::Session;
+use crate::session::{Session, SessionCheck};
 use crate::store::WorkbookRecord;
 
 /// What a denial says, by code: the same words for an unknown workbook and
@@ -44,29 +45,54 @@ pub struct Authorized {
     pub team_names: Vec<String>,
 }
 
-/// Checks a session request against the current in-memory policy: no
-/// database access.
-pub fn authorize_session<'a>(
+/// Checks a session request against the current in-memory policy. The
+/// database is read only when the cookie is newer than this instance's view
+/// of its user or client (another instance issued it a moment ago, before
+/// its change arrived here); then those two are reloaded and checked again.
+pub async fn authorize_session(
     gw: &Gateway,
-    cookie_headers: impl Iterator<Item = &'a str>,
+    cookie_headers: &[&str],
     workbook: &str,
     tag: Option<&str>,
 ) -> Result<Authorized, Problem> {
+    match decide_session(gw, cookie_headers, workbook, tag) {
+        Err(SessionCheck::Stale(claims)) => {
+            let guard = gw.policy.write_lock().await;
+            let changes = [Change::Client(claims.cid.clone()), Change::User(claims.uid)];
+            for change in &changes {
+                gw.policy
+                    .refresh(&gw.store, &guard, change)
+                    .await
+                    .map_err(|_| Problem::unavailable())?;
+            }
+            drop(guard);
+            decide_session(gw, cookie_headers, workbook, tag).map_err(SessionCheck::into_problem)
+        }
+        other => other.map_err(SessionCheck::into_problem),
+    }
+}
+
+fn decide_session(
+    gw: &Gateway,
+    cookie_headers: &[&str],
+    workbook: &str,
+    tag: Option<&str>,
+) -> Result<Authorized, SessionCheck> {
     let now = gw.now();
     let state = gw.policy.read();
     let session = gw
         .sessions
-        .validate(&state, cookie_headers, workbook, now)?;
+        .validate(&state, cookie_headers.iter().copied(), workbook, now)?;
     let decision = state.decide(Subject::from(&*session.user), workbook, tag, &mut NoTrace);
     if let Some(code) = decision.denied {
-        return Err(denial(code));
+        return Err(SessionCheck::Invalid(denial(code)));
     }
     let wb = state
         .workbook(workbook)
-        .ok_or_else(|| denial(ErrorCode::AccessDenied))?;
+        .ok_or_else(|| SessionCheck::Invalid(denial(ErrorCode::AccessDenied)))?;
     let source = source_for(wb, tag)
         .cloned()
-        .ok_or_else(|| denial(ErrorCode::AccessDenied))?;
+        .ok_or_else(|| SessionCheck::Invalid(denial(ErrorCode::AccessDenied)))?;
     Ok(Authorized {
         team_names: state.team_names(&session.user.team_ids),
         workbook: Arc::clone(wb),

@@ -80,7 +80,8 @@ async fn serve(
             ),
         );
     }
-    match embed::authorize_session(&gw, cookie_headers(&req), workbook, query.tag.as_deref()) {
+    let cookies: Vec<&str> = cookie_headers(&req).collect();
+    match embed::authorize_session(&gw, &cookies, workbook, query.tag.as_deref()).await {
         Ok(auth) => content(&req, payload, &gw, &auth, sub_path, &query).await,
         Err(p) => problem::negotiated(&req, &gw, &p),
     }

@@ -115,9 +115,10 @@ pub async fn forward(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > upstream.max_request_body {
-            return Err(too_large(upstream.max_request_body));
-        }
+        && len > upstream.max_request_body
+    {
+        return Err(too_large(upstream.max_request_body));
+    }
 
     let user = &auth.session.user;
     let tag = query.tag.as_deref();
@@ -203,13 +204,14 @@ pub async fn forward(
             continue;
         }
         if name == reqwest::header::LOCATION
-            && let Ok(location) = value.to_str() {
-                builder.insert_header((
-                    header::LOCATION,
-                    rewrite_location(location, base, &workbook_path),
-                ));
-                continue;
-            }
+            && let Ok(location) = value.to_str()
+        {
+            builder.insert_header((
+                header::LOCATION,
+                rewrite_location(location, base, &workbook_path),
+            ));
+            continue;
+        }
         if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
             builder.append_header((name.as_str(), v));
         }

@@ -30,6 +30,9 @@ pub struct SessionClaims {
     pub uid: i64,
     /// The user's email: ids are never reused, and this makes sure of it.
     pub em: String,
+    /// The user's version (`updated_at`, Unix ms) when issued: an instance
+    /// holding an older version reloads the user before deciding.
+    pub uv: i64,
     pub cid: String,
     pub wb: String,
     /// The user's session epoch when issued.
@@ -110,15 +113,17 @@ impl SessionCodec {
     ///
     /// `cookie_headers` are the raw `Cookie` header values. Among several
     /// `embedgate_session` cookies, the first valid one for this workbook
-    /// wins; if none is valid, the error says why the last one failed.
+    /// wins. A cookie newer than this instance's view of its user or client
+    /// (issued by another instance whose change has not arrived yet) is
+    /// [`SessionCheck::Stale`]: reload them and check again.
     pub fn validate<'a>(
         &self,
         state: &PolicyState,
         cookie_headers: impl Iterator<Item = &'a str>,
         workbook: &str,
         now: i64,
-    ) -> Result<Session, Problem> {
-        let mut last_error = invalid("cookie is missing");
+    ) -> Result<Session, SessionCheck> {
+        let mut last_error = SessionCheck::Invalid(invalid("cookie is missing"));
         for header in cookie_headers {
             for cookie in Cookie::split_parse(header).flatten() {
                 if cookie.name() != COOKIE_NAME {
@@ -126,6 +131,7 @@ impl SessionCodec {
                 }
                 match self.check(state, cookie.value(), workbook, now) {
                     Ok(session) => return Ok(session),
+                    Err(e @ SessionCheck::Stale(_)) => return Err(e),
                     Err(e) => last_error = e,
                 }
             }
@@ -139,30 +145,59 @@ impl SessionCodec {
         value: &str,
         workbook: &str,
         now: i64,
-    ) -> Result<Session, Problem> {
+    ) -> Result<Session, SessionCheck> {
+        let bad = |why| SessionCheck::Invalid(invalid(why));
         let claims = self
             .open(value)
-            .ok_or_else(|| invalid("cookie is not valid (tampered or from another gateway)"))?;
+            .ok_or_else(|| bad("cookie is not valid (tampered or from another gateway)"))?;
         if claims.wb != workbook {
-            return Err(invalid("belongs to another workbook"));
+            return Err(bad("belongs to another workbook"));
         }
         if now >= claims.exp {
-            return Err(invalid("has expired"));
+            return Err(bad("has expired"));
         }
-        let client = state
-            .active_client(&claims.cid)
-            .ok_or_else(|| invalid("was issued for an embed client that is no longer active"))?;
-        let user = state
-            .user(claims.uid)
-            .ok_or_else(|| invalid("belongs to a user that no longer exists"))?;
-        if user.session_epoch != claims.ep || user.email.as_str() != claims.em {
-            return Err(invalid("was revoked"));
+        let (Some(client), Some(user)) = (state.client(&claims.cid), state.user(claims.uid)) else {
+            return Err(SessionCheck::Stale(Box::new(claims)));
+        };
+        if !client.is_active() {
+            return Err(bad(
+                "was issued for an embed client that is no longer active",
+            ));
+        }
+        if user.email.as_str() != claims.em || user.session_epoch > claims.ep {
+            return Err(bad("was revoked"));
+        }
+        if user.session_epoch < claims.ep || user.updated_at < claims.uv {
+            return Err(SessionCheck::Stale(Box::new(claims)));
         }
         Ok(Session {
             claims,
             user: Arc::clone(user),
             client: Arc::clone(client),
         })
+    }
+}
+
+/// Why a session cookie was not accepted.
+#[derive(Debug, Clone)]
+pub enum SessionCheck {
+    /// Refused: expired, tampered, revoked, for another workbook…
+    Invalid(Problem),
+    /// Issued with a newer view of its user or client than this instance
+    /// has: reload them from the database and check again.
+    Stale(Box<SessionClaims>),
+}
+
+impl SessionCheck {
+    /// After a reload, a session that is still stale names a user or client
+    /// that no longer exists.
+    pub fn into_problem(self) -> Problem {
+        match self {
+            SessionCheck::Invalid(p) => p,
+            SessionCheck::Stale(_) => {
+                invalid("belongs to a user or an embed client that no longer exists")
+            }
+        }
     }
 }
 
@@ -188,6 +223,7 @@ mod tests {
             sid: "s1".into(),
             uid: 7,
             em: "ana@acme.example".into(),
+            uv: 0,
             cid: "acme".into(),
             wb: "sales".into(),
             ep: 0,

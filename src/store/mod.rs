@@ -110,11 +110,10 @@ fn sqlite_url(url: &str) -> StoreResult<String> {
         && let Some(parent) = Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", parent.display())))?;
+    }
     let mode = if query.contains("mode=") {
         ""
     } else {

@@ -222,12 +222,15 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// Replaces every field and membership of a user.
+    /// Replaces every field and membership of a user. `updated_at` always
+    /// grows, even under a frozen or skewed clock: it is the user's version,
+    /// which session cookies carry between instances.
     pub async fn update_user(&self, id: UserId, u: &UserFields, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET email = $2, kind = $3, status = $4, first_name = $5, last_name = $6, \
-             account_type = $7, attributes = $8, client_id = $9, updated_at = $10 WHERE id = $1",
+             account_type = $7, attributes = $8, client_id = $9, \
+             updated_at = CASE WHEN $10 > updated_at THEN $10 ELSE updated_at + 1 END WHERE id = $1",
         )
         .bind(id)
         .bind(u.email.as_str())
@@ -272,7 +275,8 @@ impl Store {
     /// issued under, and only the current one is accepted.
     pub async fn bump_session_epoch(&self, id: UserId, now: i64) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE users SET session_epoch = session_epoch + 1, updated_at = $2 WHERE id = $1",
+            "UPDATE users SET session_epoch = session_epoch + 1, \
+             updated_at = CASE WHEN $2 > updated_at THEN $2 ELSE updated_at + 1 END WHERE id = $1",
         )
         .bind(id)
         .bind(now)

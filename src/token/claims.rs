@@ -184,12 +184,13 @@ pub fn check_types(payload: &Map<String, Value>) -> Result<TypedClaims, TokenErr
     let iss = get("iss").map(|v| string("iss", v)).transpose()?;
     let aud = get("aud").map(audience).transpose()?;
     if let Some(ver) = get("ver")
-        && !matches!(ver.as_str(), Some("1.0" | "1.1")) {
-            return Err(TokenError::invalid_claim(
-                "ver",
-                "it must be \"1.0\" or \"1.1\"",
-            ));
-        }
+        && !matches!(ver.as_str(), Some("1.0" | "1.1"))
+    {
+        return Err(TokenError::invalid_claim(
+            "ver",
+            "it must be \"1.0\" or \"1.1\"",
+        ));
+    }
     let first_name = get("first_name")
         .map(|v| short_text("first_name", v))
         .transpose()?;

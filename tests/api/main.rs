@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod cluster;
 mod console;
 mod handshake;
 mod helpers;
 mod sessions;
+mod store_suite;
 mod tokens;
+mod upstream;
 mod users;

@@ -128,9 +128,10 @@ fn open(gw: &Gateway, req: &HttpRequest) -> Option<ConsoleClaims> {
                 continue;
             };
             if let Ok(claims) = serde_json::from_slice::<ConsoleClaims>(&json)
-                && claims.exp > gw.now() {
-                    return Some(claims);
-                }
+                && claims.exp > gw.now()
+            {
+                return Some(claims);
+            }
         }
     }
     None

@@ -2,6 +2,9 @@
 //! §8, §9, §10).
 
 mod api;
+mod audit;
 mod cli;
+mod explain;
+mod inspect;
 mod ops;
 mod support;

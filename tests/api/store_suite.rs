@@ -1,0 +1,1069 @@
+//! One storage suite, two backends: every test below is an async function
+//! over a connected, migrated [`Store`], run once against SQLite (a temp
+//! file) and once against PostgreSQL (a fresh database; skipped with a
+//! message when `EMBEDGATE_TEST_POSTGRES_URL` is not set).
+//!
+//! Test names: `store_suite::{name}::sqlite` and `store_suite::{name}::postgres`.
+
+use std::collections::BTreeMap;
+
+use embedgate::config::DatabaseUrl;
+use embedgate::domain::{
+    Email, Level, Permission, PermissionSet, TeamId, UserKind, UserStatus, WorkbookSource,
+};
+use embedgate::store::{
+    AccountTypeRecord, AuditFilter, AuditRecord, ClientRecord, ClientStatus, GrantFilter,
+    GrantTarget, JtiUse, Store, StoreError, UserFields, UserFilter, WorkbookRecord,
+};
+use embedgate::token::SigningAlgorithm;
+
+use crate::cluster::pg::TestDb;
+
+/// Milliseconds: the storage format of timestamps.
+const T: i64 = crate::helpers::NOW * 1000;
+
+pub async fn sqlite_store(dir: &std::path::Path) -> Store {
+    let url = DatabaseUrl(format!("sqlite://{}", dir.join("store.db").display()));
+    let store = Store::connect(&url, 4).await.expect("sqlite connects");
+    store.migrate().await.expect("sqlite migrates");
+    store
+}
+
+pub async fn postgres_store(db: &TestDb) -> Store {
+    let store = Store::connect(&DatabaseUrl(db.url.clone()), 4)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("postgres migrates");
+    store
+}
+
+/// For each name, a module with a `sqlite` and a `postgres` test that run
+/// the async function of that name.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::sqlite_store(dir.path()).await;
+                super::$name(&store).await;
+                store.close().await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = crate::cluster::pg::TestDb::create(
+                    concat!("store_suite::", stringify!($name), "::postgres"),
+                )
+                .await
+                else {
+                    return;
+                };
+                let store = super::postgres_store(&db).await;
+                super::$name(&store).await;
+                store.close().await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    clients,
+    teams,
+    users,
+    account_types,
+    workspaces,
+    workbooks_and_tags,
+    grants,
+    settings_document,
+    admin_tokens,
+    jtis,
+    audit,
+);
+
+fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn template(name: &str) -> WorkbookSource {
+    WorkbookSource::Template {
+        template: name.into(),
+        dataset: Some("sales.csv".into()),
+        company_field: Some("company".into()),
+    }
+}
+
+fn upstream(url: &str) -> WorkbookSource {
+    WorkbookSource::Upstream { url: url.into() }
+}
+
+fn workbook(id: &str, workspace: Option<i64>) -> WorkbookRecord {
+    WorkbookRecord {
+        id: id.into(),
+        name: format!("{id} workbook"),
+        workspace,
+        source: template("sales.html"),
+        tags: BTreeMap::new(),
+        created_at: T,
+        updated_at: T,
+    }
+}
+
+fn user_fields(address: &str, teams: &[TeamId]) -> UserFields {
+    UserFields {
+        email: email(address),
+        kind: UserKind::Embed,
+        status: UserStatus::Active,
+        first_name: None,
+        last_name: None,
+        account_type: "Viewer".into(),
+        attributes: BTreeMap::new(),
+        client_id: Some("acme-host".into()),
+        team_ids: teams.to_vec(),
+    }
+}
+
+async fn team(store: &Store, name: &str) -> TeamId {
+    store
+        .insert_team(name, &format!("{name} team"), "private", T)
+        .await
+        .unwrap()
+        .id
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: id.into(),
+        name: format!("{id} host"),
+        algorithm: SigningAlgorithm::HS256,
+        secret: Some(format!("{id}-secret-0123456789-0123456789")),
+        previous_secret: None,
+        previous_valid_until: None,
+        public_key_pem: None,
+        jwks_url: None,
+        allowed_origins: vec!["https://app.example".into(), "https://b.example".into()],
+        allowed_teams: vec!["t1".into()],
+        allow_internal_users: true,
+        status: ClientStatus::Active,
+        created_at: T,
+        updated_at: T,
+    }
+}
+
+fn assert_same_client(got: &ClientRecord, want: &ClientRecord) {
+    assert_eq!(got.client_id, want.client_id);
+    assert_eq!(got.name, want.name);
+    assert_eq!(got.algorithm, want.algorithm);
+    assert_eq!(got.secret, want.secret);
+    assert_eq!(got.previous_secret, want.previous_secret);
+    assert_eq!(got.previous_valid_until, want.previous_valid_until);
+    assert_eq!(got.public_key_pem, want.public_key_pem);
+    assert_eq!(got.jwks_url, want.jwks_url);
+    assert_eq!(got.allowed_origins, want.allowed_origins);
+    assert_eq!(got.allowed_teams, want.allowed_teams);
+    assert_eq!(got.allow_internal_users, want.allow_internal_users);
+    assert_eq!(got.status, want.status);
+    assert_eq!(got.created_at, want.created_at);
+    assert_eq!(got.updated_at, want.updated_at);
+}
+
+async fn clients(store: &Store) {
+    let zeta = client("zeta");
+    store.insert_client(&zeta).await.unwrap();
+    let mut alpha = client("alpha");
+    alpha.algorithm = SigningAlgorithm::ES256;
+    alpha.secret = None;
+    alpha.public_key_pem =
+        Some("-----BEGIN PUBLIC KEY-----\nMFk=\n-----END PUBLIC KEY-----\n".into());
+    alpha.jwks_url = Some("https://keys.example/jwks.json".into());
+    alpha.allowed_origins = vec![];
+    alpha.allowed_teams = vec![];
+    alpha.allow_internal_users = false;
+    store.insert_client(&alpha).await.unwrap();
+
+    assert_same_client(&store.get_client("zeta").await.unwrap().unwrap(), &zeta);
+    assert_same_client(&store.get_client("alpha").await.unwrap().unwrap(), &alpha);
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+    let ids: Vec<String> = store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, ["alpha", "zeta"]);
+
+    assert!(is_conflict(store.insert_client(&client("zeta")).await));
+
+    // Rotation keeps the old secret until the end of the grace period.
+    assert!(
+        store
+            .rotate_client_secret("zeta", "new-secret", T + 3_600_000, T + 1)
+            .await
+            .unwrap()
+    );
+    let rotated = store.get_client("zeta").await.unwrap().unwrap();
+    assert_eq!(rotated.secret.as_deref(), Some("new-secret"));
+    assert_eq!(rotated.previous_secret, zeta.secret);
+    assert_eq!(rotated.previous_valid_until, Some(T + 3_600_000));
+    assert_eq!(rotated.updated_at, T + 1);
+    assert!(
+        !store
+            .rotate_client_secret("nobody", "x", T, T)
+            .await
+            .unwrap()
+    );
+
+    // Revocation forgets the secrets; the client stays listed.
+    assert!(store.revoke_client("zeta", T + 2).await.unwrap());
+    let revoked = store.get_client("zeta").await.unwrap().unwrap();
+    assert_eq!(revoked.status, ClientStatus::Revoked);
+    assert_eq!(revoked.secret, None);
+    assert_eq!(revoked.previous_secret, None);
+    assert_eq!(revoked.updated_at, T + 2);
+    assert_eq!(store.list_clients().await.unwrap().len(), 2);
+    // A revoked client cannot be rotated back to life.
+    assert!(
+        !store
+            .rotate_client_secret("zeta", "again", T, T + 3)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_client("zeta").await.unwrap().unwrap().secret,
+        None
+    );
+    assert!(!store.revoke_client("nobody", T).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Teams
+// ---------------------------------------------------------------------------
+
+async fn teams(store: &Store) {
+    let beta = store
+        .insert_team("beta", "Beta team", "private", T)
+        .await
+        .unwrap();
+    let alpha = store
+        .insert_team("alpha", "Alpha team", "public", T + 1)
+        .await
+        .unwrap();
+    assert_ne!(alpha.id, beta.id);
+    assert_eq!(store.get_team(alpha.id).await.unwrap(), Some(alpha.clone()));
+    assert_eq!(store.get_team(9_999).await.unwrap(), None);
+    let names: Vec<String> = store
+        .list_teams()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert!(is_conflict(
+        store.insert_team("alpha", "", "private", T).await
+    ));
+
+    let mut renamed = alpha.clone();
+    renamed.name = "alpha-2".into();
+    renamed.description = "renamed".into();
+    renamed.visibility = "private".into();
+    assert!(store.update_team(&renamed).await.unwrap());
+    assert_eq!(
+        store.get_team(alpha.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    let mut clash = renamed.clone();
+    clash.name = "beta".into();
+    assert!(is_conflict(store.update_team(&clash).await));
+    let mut missing = renamed.clone();
+    missing.id = 9_999;
+    assert!(!store.update_team(&missing).await.unwrap());
+
+    // Deleting a team removes its memberships and grants, nothing else.
+    let user = store
+        .insert_user(&user_fields("ana@acme.example", &[alpha.id, beta.id]), T)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .insert_workbook(&workbook("sales", None))
+        .await
+        .unwrap();
+    let wb = GrantTarget::Workbook("sales".into());
+    store
+        .insert_grant(alpha.id, &wb, Level::View, None, T)
+        .await
+        .unwrap();
+    let kept = store
+        .insert_grant(beta.id, &wb, Level::Edit, None, T)
+        .await
+        .unwrap();
+    assert_eq!(store.team_member_ids(alpha.id).await.unwrap(), [user]);
+
+    assert!(store.delete_team(alpha.id).await.unwrap());
+    assert_eq!(store.get_team(alpha.id).await.unwrap(), None);
+    assert!(store.team_member_ids(alpha.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_user(user).await.unwrap().unwrap().team_ids,
+        [beta.id]
+    );
+    let grants = store.list_grants(&GrantFilter::default()).await.unwrap();
+    assert_eq!(grants, [kept]);
+    assert!(!store.delete_team(alpha.id).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
+
+async fn users(store: &Store) {
+    let a = team(store, "a").await;
+    let b = team(store, "b").await;
+    let c = team(store, "c").await;
+
+    let mut ana = user_fields("Ana@Acme.example", &[b, a]);
+    ana.first_name = Some("Ana".into());
+    ana.attributes.insert("company".into(), "acme".into());
+    let ana_id = store.insert_user(&ana, T).await.unwrap().unwrap();
+    let got = store.get_user(ana_id).await.unwrap().unwrap();
+    assert_eq!(got.email.as_str(), "ana@acme.example");
+    assert_eq!(got.team_ids, [a.min(b), a.max(b)]);
+    assert_eq!(got.first_name.as_deref(), Some("Ana"));
+    assert_eq!(got.attributes, ana.attributes);
+    assert_eq!(got.client_id.as_deref(), Some("acme-host"));
+    assert_eq!(got.kind, UserKind::Embed);
+    assert_eq!(got.status, UserStatus::Active);
+    assert_eq!(got.account_type, "Viewer");
+    assert_eq!((got.created_at, got.updated_at), (T, T));
+    assert_eq!(got.session_epoch, 0);
+    assert_eq!(got.last_seen_at, None);
+    let by_email = store
+        .get_user_by_email(&email("ana@acme.example"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email, got);
+    assert!(
+        store
+            .get_user_by_email(&email("nobody@acme.example"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A taken email: None, and the existing user is untouched.
+    assert_eq!(
+        store
+            .insert_user(&user_fields("ana@acme.example", &[c]), T + 5)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_user(ana_id).await.unwrap().unwrap(), got);
+
+    // A failed insert (unknown team) leaves nothing behind.
+    assert!(is_conflict(
+        store
+            .insert_user(&user_fields("ghost@acme.example", &[9_999]), T)
+            .await
+    ));
+    assert!(
+        store
+            .get_user_by_email(&email("ghost@acme.example"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut bob = user_fields("bob@acme.example", &[c]);
+    bob.kind = UserKind::Internal;
+    bob.client_id = None;
+    let bob_id = store.insert_user(&bob, T).await.unwrap().unwrap();
+
+    // Update replaces every field and the memberships.
+    let mut changed = ana.clone();
+    changed.email = email("ana@acme.example");
+    changed.team_ids = vec![c];
+    changed.status = UserStatus::Deactivated;
+    changed.account_type = "Explorer".into();
+    changed.first_name = None;
+    changed.last_name = Some("Lovelace".into());
+    changed.attributes = BTreeMap::from([("region".to_owned(), "eu".to_owned())]);
+    changed.client_id = Some("other-host".into());
+    assert!(store.update_user(ana_id, &changed, T + 1).await.unwrap());
+    let updated = store.get_user(ana_id).await.unwrap().unwrap();
+    assert_eq!(updated.fields(), changed);
+    assert_eq!((updated.created_at, updated.updated_at), (T, T + 1));
+    assert!(!store.update_user(9_999, &changed, T).await.unwrap());
+
+    // Filters.
+    let ids = |users: Vec<embedgate::store::UserRecord>| -> Vec<i64> {
+        users.into_iter().map(|u| u.id).collect()
+    };
+    let list = |f: UserFilter| async move { ids(store.list_users(&f).await.unwrap()) };
+    assert_eq!(list(UserFilter::default()).await, [ana_id, bob_id]);
+    assert_eq!(
+        list(UserFilter {
+            email: Some("ANA@acme.example".into()),
+            ..Default::default()
+        })
+        .await,
+        [ana_id]
+    );
+    assert_eq!(
+        list(UserFilter {
+            kind: Some(UserKind::Internal),
+            ..Default::default()
+        })
+        .await,
+        [bob_id]
+    );
+    assert_eq!(
+        list(UserFilter {
+            team_id: Some(c),
+            ..Default::default()
+        })
+        .await,
+        [ana_id, bob_id]
+    );
+    assert!(
+        list(UserFilter {
+            team_id: Some(a),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(UserFilter {
+            kind: Some(UserKind::Embed),
+            team_id: Some(c),
+            ..Default::default()
+        })
+        .await,
+        [ana_id]
+    );
+    let listed = store.list_users(&UserFilter::default()).await.unwrap();
+    assert_eq!(listed[1].team_ids, [c], "lists carry the teams");
+    let all = store.all_users().await.unwrap();
+    assert_eq!(all, listed);
+
+    // Session epochs and last seen.
+    assert!(store.bump_session_epoch(ana_id, T + 2).await.unwrap());
+    assert!(store.bump_session_epoch(ana_id, T + 3).await.unwrap());
+    let bumped = store.get_user(ana_id).await.unwrap().unwrap();
+    assert_eq!((bumped.session_epoch, bumped.updated_at), (2, T + 3));
+    assert!(!store.bump_session_epoch(9_999, T).await.unwrap());
+    store.touch_users(&[], T + 4).await.unwrap();
+    store.touch_users(&[ana_id, bob_id], T + 5).await.unwrap();
+    for id in [ana_id, bob_id] {
+        assert_eq!(
+            store.get_user(id).await.unwrap().unwrap().last_seen_at,
+            Some(T + 5)
+        );
+    }
+
+    // Delete removes the memberships with the user.
+    assert!(store.delete_user(bob_id).await.unwrap());
+    assert_eq!(store.get_user(bob_id).await.unwrap(), None);
+    assert_eq!(store.team_member_ids(c).await.unwrap(), [ana_id]);
+    assert!(!store.delete_user(bob_id).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Account types
+// ---------------------------------------------------------------------------
+
+async fn account_types(store: &Store) {
+    use Permission::*;
+    let list = store.list_account_types().await.unwrap();
+    let builtins: Vec<(String, PermissionSet, bool)> = list
+        .iter()
+        .map(|a| (a.name.clone(), a.permissions, a.builtin))
+        .collect();
+    for (name, perms) in [
+        ("Viewer", PermissionSet::of(&[View])),
+        ("Explorer", PermissionSet::of(&[View, Explore, Export])),
+        ("Creator", PermissionSet::of(&[View, Explore, Export, Edit])),
+    ] {
+        assert!(
+            builtins.contains(&(name.to_owned(), perms, true)),
+            "{name} is built in: {builtins:?}"
+        );
+    }
+    assert_eq!(list.len(), 3);
+
+    let analyst = AccountTypeRecord {
+        name: "Analyst".into(),
+        permissions: PermissionSet::of(&[View, Export, AllCompanies]),
+        builtin: false,
+    };
+    store.insert_account_type(&analyst).await.unwrap();
+    assert_eq!(
+        store.get_account_type("Analyst").await.unwrap(),
+        Some(analyst.clone())
+    );
+    assert_eq!(store.get_account_type("Nobody").await.unwrap(), None);
+    assert!(is_conflict(store.insert_account_type(&analyst).await));
+    let names: Vec<String> = store
+        .list_account_types()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("Analyst"),
+        "built-ins first"
+    );
+
+    assert!(
+        store
+            .update_account_type("Analyst", PermissionSet::of(&[View]))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_account_type("Analyst")
+            .await
+            .unwrap()
+            .unwrap()
+            .permissions,
+        PermissionSet::of(&[View])
+    );
+    assert!(
+        !store
+            .update_account_type("Nobody", PermissionSet::of(&[View]))
+            .await
+            .unwrap()
+    );
+
+    // Built-in: never deleted.
+    assert!(!store.delete_account_type("Viewer").await.unwrap());
+    assert!(store.get_account_type("Viewer").await.unwrap().is_some());
+
+    // In use: refused until no user has it.
+    let mut fields = user_fields("ana@acme.example", &[]);
+    fields.account_type = "Analyst".into();
+    let user = store.insert_user(&fields, T).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .count_users_with_account_type("Analyst")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!store.delete_account_type("Analyst").await.unwrap());
+    assert!(store.get_account_type("Analyst").await.unwrap().is_some());
+    assert!(store.delete_user(user).await.unwrap());
+    assert_eq!(
+        store
+            .count_users_with_account_type("Analyst")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.delete_account_type("Analyst").await.unwrap());
+    assert_eq!(store.get_account_type("Analyst").await.unwrap(), None);
+    assert!(!store.delete_account_type("Analyst").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Workspaces
+// ---------------------------------------------------------------------------
+
+async fn workspaces(store: &Store) {
+    let reports = store.insert_workspace("reports", None, T).await.unwrap();
+    let finance = store
+        .insert_workspace("finance", Some(reports.id), T)
+        .await
+        .unwrap();
+    assert_eq!(finance.parent, Some(reports.id));
+    assert_eq!(
+        store.get_workspace(finance.id).await.unwrap(),
+        Some(finance.clone())
+    );
+    assert_eq!(store.get_workspace(9_999).await.unwrap(), None);
+    assert_eq!(
+        store.list_workspaces().await.unwrap(),
+        [reports.clone(), finance.clone()]
+    );
+
+    // Not empty: a child workspace, then a workbook.
+    assert!(!store.delete_workspace(reports.id).await.unwrap());
+    store
+        .insert_workbook(&workbook("sales", Some(finance.id)))
+        .await
+        .unwrap();
+    assert!(!store.delete_workspace(finance.id).await.unwrap());
+    assert_eq!(store.list_workspaces().await.unwrap().len(), 2);
+
+    // Empty: deleted, with its grants.
+    let t = team(store, "t").await;
+    store
+        .insert_grant(t, &GrantTarget::Workspace(finance.id), Level::View, None, T)
+        .await
+        .unwrap();
+    assert!(store.delete_workbook("sales").await.unwrap());
+    assert!(store.delete_workspace(finance.id).await.unwrap());
+    assert!(
+        store
+            .list_grants(&GrantFilter {
+                workspace: Some(finance.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.delete_workspace(reports.id).await.unwrap());
+    assert!(!store.delete_workspace(reports.id).await.unwrap());
+    assert!(store.list_workspaces().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Workbooks and their tags
+// ---------------------------------------------------------------------------
+
+async fn workbooks_and_tags(store: &Store) {
+    let ws = store.insert_workspace("reports", None, T).await.unwrap();
+    let sales = workbook("sales", None);
+    store.insert_workbook(&sales).await.unwrap();
+    assert_eq!(
+        store.get_workbook("sales").await.unwrap(),
+        Some(sales.clone())
+    );
+    assert_eq!(store.get_workbook("nothing").await.unwrap(), None);
+    assert!(is_conflict(store.insert_workbook(&sales).await));
+
+    // Tags: put, replace, list per workbook.
+    store
+        .put_workbook_tag("sales", "v2", &template("sales_v2.html"))
+        .await
+        .unwrap();
+    store
+        .put_workbook_tag("sales", "v2", &template("sales_v3.html"))
+        .await
+        .unwrap();
+    store
+        .put_workbook_tag("sales", "live", &upstream("http://127.0.0.1:9000/app"))
+        .await
+        .unwrap();
+    let mut orders = workbook("orders", Some(ws.id));
+    store.insert_workbook(&orders).await.unwrap();
+    store
+        .put_workbook_tag("orders", "v2", &template("orders.html"))
+        .await
+        .unwrap();
+    let got = store.get_workbook("sales").await.unwrap().unwrap();
+    assert_eq!(
+        got.tags,
+        BTreeMap::from([
+            ("live".to_owned(), upstream("http://127.0.0.1:9000/app")),
+            ("v2".to_owned(), template("sales_v3.html")),
+        ])
+    );
+    let all = store.list_workbooks().await.unwrap();
+    assert_eq!(
+        all.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["orders", "sales"]
+    );
+    assert_eq!(
+        all[0].tags,
+        BTreeMap::from([("v2".to_owned(), template("orders.html"))])
+    );
+    assert_eq!(all[1].tags.len(), 2);
+
+    // Deleting a tag deletes the grants given for it, and only those.
+    let t = team(store, "t").await;
+    let target = GrantTarget::Workbook("sales".into());
+    let published = store
+        .insert_grant(t, &target, Level::View, None, T)
+        .await
+        .unwrap();
+    store
+        .insert_grant(t, &target, Level::View, Some("v2"), T)
+        .await
+        .unwrap();
+    let other_tag = store
+        .insert_grant(t, &target, Level::View, Some("live"), T)
+        .await
+        .unwrap();
+    let orders_v2 = store
+        .insert_grant(
+            t,
+            &GrantTarget::Workbook("orders".into()),
+            Level::View,
+            Some("v2"),
+            T,
+        )
+        .await
+        .unwrap();
+    assert!(store.delete_workbook_tag("sales", "v2").await.unwrap());
+    assert!(!store.delete_workbook_tag("sales", "v2").await.unwrap());
+    let got = store.get_workbook("sales").await.unwrap().unwrap();
+    assert_eq!(got.tags.keys().collect::<Vec<_>>(), ["live"]);
+    assert_eq!(
+        store.list_grants(&GrantFilter::default()).await.unwrap(),
+        [published, other_tag, orders_v2.clone()]
+    );
+
+    // Update.
+    orders.name = "Orders 2".into();
+    orders.workspace = None;
+    orders.source = upstream("http://127.0.0.1:9001/");
+    orders.updated_at = T + 1;
+    assert!(store.update_workbook(&orders).await.unwrap());
+    let got = store.get_workbook("orders").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.name.as_str(),
+            got.workspace,
+            &got.source,
+            got.updated_at,
+            got.created_at
+        ),
+        ("Orders 2", None, &orders.source, T + 1, T)
+    );
+    assert!(
+        !store
+            .update_workbook(&workbook("nothing", None))
+            .await
+            .unwrap()
+    );
+
+    // Delete: with its tags and grants.
+    assert!(store.delete_workbook("sales").await.unwrap());
+    assert_eq!(store.get_workbook("sales").await.unwrap(), None);
+    assert!(!store.delete_workbook("sales").await.unwrap());
+    assert_eq!(
+        store.list_grants(&GrantFilter::default()).await.unwrap(),
+        [orders_v2]
+    );
+    store.insert_workbook(&sales).await.unwrap();
+    assert!(
+        store
+            .get_workbook("sales")
+            .await
+            .unwrap()
+            .unwrap()
+            .tags
+            .is_empty(),
+        "the old tags went with the workbook"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Grants
+// ---------------------------------------------------------------------------
+
+async fn grants(store: &Store) {
+    let t1 = team(store, "t1").await;
+    let t2 = team(store, "t2").await;
+    let ws = store.insert_workspace("reports", None, T).await.unwrap();
+    store
+        .insert_workbook(&workbook("sales", None))
+        .await
+        .unwrap();
+    let wb = GrantTarget::Workbook("sales".into());
+    let space = GrantTarget::Workspace(ws.id);
+
+    let g1 = store
+        .insert_grant(t1, &wb, Level::View, None, T)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            g1.team_id,
+            &g1.target,
+            g1.level,
+            g1.tag.as_deref(),
+            g1.created_at
+        ),
+        (t1, &wb, Level::View, None, T)
+    );
+    assert_eq!(store.get_grant(g1.id).await.unwrap(), Some(g1.clone()));
+    assert_eq!(store.get_grant(9_999).await.unwrap(), None);
+
+    // Unique per team, target and version.
+    assert!(is_conflict(
+        store.insert_grant(t1, &wb, Level::Edit, None, T).await
+    ));
+    let g2 = store
+        .insert_grant(t1, &wb, Level::Explore, Some("v2"), T)
+        .await
+        .unwrap();
+    assert!(is_conflict(
+        store
+            .insert_grant(t1, &wb, Level::View, Some("v2"), T)
+            .await
+    ));
+    let g3 = store
+        .insert_grant(t2, &wb, Level::Edit, None, T)
+        .await
+        .unwrap();
+    let g4 = store
+        .insert_grant(t1, &space, Level::Explore, None, T)
+        .await
+        .unwrap();
+    assert!(is_conflict(
+        store.insert_grant(t1, &space, Level::View, None, T).await
+    ));
+    assert_eq!(store.get_grant(g2.id).await.unwrap(), Some(g2.clone()));
+    assert_eq!(store.get_grant(g4.id).await.unwrap(), Some(g4.clone()));
+
+    // Filters.
+    let list = |f: GrantFilter| async move { store.list_grants(&f).await.unwrap() };
+    assert_eq!(
+        list(GrantFilter::default()).await,
+        [g1.clone(), g2.clone(), g3.clone(), g4.clone()]
+    );
+    assert_eq!(
+        list(GrantFilter {
+            team_id: Some(t1),
+            ..Default::default()
+        })
+        .await,
+        [g1.clone(), g2.clone(), g4.clone()]
+    );
+    assert_eq!(
+        list(GrantFilter {
+            workbook: Some("sales".into()),
+            ..Default::default()
+        })
+        .await,
+        [g1.clone(), g2.clone(), g3.clone()]
+    );
+    assert_eq!(
+        list(GrantFilter {
+            workspace: Some(ws.id),
+            ..Default::default()
+        })
+        .await,
+        vec![g4.clone()]
+    );
+    assert_eq!(
+        list(GrantFilter {
+            team_id: Some(t2),
+            workbook: Some("sales".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![g3.clone()]
+    );
+
+    assert!(store.delete_grant(g1.id).await.unwrap());
+    assert!(!store.delete_grant(g1.id).await.unwrap());
+    assert_eq!(store.get_grant(g1.id).await.unwrap(), None);
+    // The freed slot can be granted again.
+    store
+        .insert_grant(t1, &wb, Level::Edit, None, T)
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Settings and admin tokens
+// ---------------------------------------------------------------------------
+
+async fn settings_document(store: &Store) {
+    assert_eq!(store.load_settings().await.unwrap(), None);
+    let first = r#"{"auto_provisioning":false}"#;
+    store.save_settings(first).await.unwrap();
+    assert_eq!(store.load_settings().await.unwrap().as_deref(), Some(first));
+    let second = r#"{"auto_provisioning":true,"default_account_type":"Explorer"}"#;
+    store.save_settings(second).await.unwrap();
+    assert_eq!(
+        store.load_settings().await.unwrap().as_deref(),
+        Some(second)
+    );
+}
+
+async fn admin_tokens(store: &Store) {
+    store.insert_admin_token("ci", "hash-1", T).await.unwrap();
+    store.insert_admin_token("ci", "hash-2", T).await.unwrap();
+    assert_eq!(
+        store.admin_token_name("hash-1").await.unwrap().as_deref(),
+        Some("ci")
+    );
+    assert_eq!(store.admin_token_name("hash-3").await.unwrap(), None);
+    assert!(is_conflict(
+        store.insert_admin_token("other", "hash-1", T).await
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// The jti ledger
+// ---------------------------------------------------------------------------
+
+fn jti(client: &str, id: &str, expires_at: i64) -> JtiUse {
+    JtiUse {
+        client_id: client.into(),
+        jti: id.into(),
+        expires_at,
+    }
+}
+
+async fn jtis(store: &Store) {
+    let exp = crate::helpers::NOW + 360;
+    assert_eq!(
+        store.consume_jtis(&[jti("acme", "j1", exp)]).await.unwrap(),
+        [true]
+    );
+    assert_eq!(
+        store.consume_jtis(&[jti("acme", "j1", exp)]).await.unwrap(),
+        [false]
+    );
+    assert_eq!(
+        store
+            .consume_jtis(&[
+                jti("acme", "j2", exp),
+                jti("acme", "j2", exp),
+                jti("globex", "j2", exp),
+                jti("acme", "j1", exp),
+                jti("acme", "j3", exp),
+                jti("globex", "j2", exp),
+            ])
+            .await
+            .unwrap(),
+        [true, false, true, false, true, false]
+    );
+    assert_eq!(store.consume_jtis(&[]).await.unwrap(), Vec::<bool>::new());
+    assert!(store.jti_used("acme", "j2").await.unwrap());
+    assert!(store.jti_used("globex", "j2").await.unwrap());
+    assert!(!store.jti_used("initech", "j2").await.unwrap());
+    assert!(!store.jti_used("acme", "j9").await.unwrap());
+
+    // A batch larger than one statement, with a duplicate across statements.
+    let mut big: Vec<JtiUse> = (0..250)
+        .map(|i| jti("acme", &format!("big-{i}"), exp))
+        .collect();
+    big.push(jti("acme", "big-3", exp));
+    big.push(jti("acme", "j1", exp));
+    let results = store.consume_jtis(&big).await.unwrap();
+    assert_eq!(results.len(), 252);
+    assert!(results[..250].iter().all(|r| *r), "{results:?}");
+    assert_eq!(&results[250..], [false, false]);
+
+    // Purge: rows whose expiry passed go, the others stay.
+    store
+        .consume_jtis(&[jti("acme", "later", exp + 1000)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_jtis(exp).await.unwrap(),
+        0,
+        "expires_at == now stays"
+    );
+    assert_eq!(store.purge_jtis(exp + 1).await.unwrap(), 254);
+    assert!(!store.jti_used("acme", "j1").await.unwrap());
+    assert!(store.jti_used("acme", "later").await.unwrap());
+    // Once purged, an id can be consumed again (its token has expired).
+    assert_eq!(
+        store.consume_jtis(&[jti("acme", "j1", exp)]).await.unwrap(),
+        [true]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The audit log
+// ---------------------------------------------------------------------------
+
+fn entry(i: i64, event: &str, email: Option<&str>, outcome: &str) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at: T + i,
+        event: event.into(),
+        request_id: Some(format!("req-{i}")),
+        client_id: Some("acme-host".into()),
+        email: email.map(str::to_owned),
+        workbook: Some("sales".into()),
+        outcome: outcome.into(),
+        code: (outcome == "denied").then(|| "access_denied".to_owned()),
+        remote_addr: Some("127.0.0.1".into()),
+        note: Some(format!("note {i}")),
+    }
+}
+
+async fn audit(store: &Store) {
+    let entries = vec![
+        entry(1, "handshake", Some("ana@acme.example"), "allowed"),
+        entry(2, "user_created", Some("ana@acme.example"), "allowed"),
+        entry(3, "handshake", Some("bob@acme.example"), "denied"),
+        entry(4, "admin_change", None, "allowed"),
+        entry(5, "handshake", Some("ana@acme.example"), "denied"),
+    ];
+    store.insert_audit(&entries).await.unwrap();
+    let filter =
+        |email: Option<&str>, event: Option<&str>, outcome: Option<&str>, limit| AuditFilter {
+            email: email.map(str::to_owned),
+            event: event.map(str::to_owned),
+            outcome: outcome.map(str::to_owned),
+            limit,
+        };
+    let notes = |list: Vec<AuditRecord>| -> Vec<i64> { list.iter().map(|e| e.at - T).collect() };
+
+    let all = store
+        .list_audit(&filter(None, None, None, 100))
+        .await
+        .unwrap();
+    assert_eq!(notes(all.clone()), [5, 4, 3, 2, 1], "newest first");
+    for got in &all {
+        let want = &entries[usize::try_from(got.at - T - 1).unwrap()];
+        assert_eq!(
+            AuditRecord {
+                id: 0,
+                ..got.clone()
+            },
+            *want
+        );
+    }
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+
+    let list = |f: AuditFilter| async move { notes(store.list_audit(&f).await.unwrap()) };
+    assert_eq!(
+        list(filter(Some("ana@acme.example"), None, None, 100)).await,
+        [5, 2, 1]
+    );
+    assert_eq!(
+        list(filter(None, Some("handshake"), None, 100)).await,
+        [5, 3, 1]
+    );
+    assert_eq!(list(filter(None, None, Some("denied"), 100)).await, [5, 3]);
+    assert_eq!(
+        list(filter(
+            Some("ana@acme.example"),
+            Some("handshake"),
+            Some("allowed"),
+            100
+        ))
+        .await,
+        [1]
+    );
+    assert_eq!(list(filter(None, None, None, 2)).await, [5, 4]);
+
+    // Prune: entries older than the cut go.
+    assert_eq!(store.prune_audit(T + 3).await.unwrap(), 2);
+    assert_eq!(list(filter(None, None, None, 100)).await, [5, 4, 3]);
+
+    // Many at once (more than one statement).
+    let many: Vec<AuditRecord> = (10..160)
+        .map(|i| entry(i, "handshake", Some("many@acme.example"), "allowed"))
+        .collect();
+    store.insert_audit(&many).await.unwrap();
+    let got = list(filter(Some("many@acme.example"), None, None, 1000)).await;
+    assert_eq!(got.len(), 150);
+    assert_eq!(got[0], 159);
+    assert_eq!(got[149], 10);
+}
