@@ -193,18 +193,15 @@ pub async fn verify_token(
     raw: &str,
     now: i64,
 ) -> Result<VerifiedToken, token::TokenError> {
-    let first = {
+    let verify_now = || {
         let state = gw.policy.read();
-        token::verify(
-            raw,
-            &GatewayKeys {
-                state: &state,
-                jwks: &gw.jwks,
-            },
-            &gw.rules,
-            now,
-        )
+        let keys = GatewayKeys {
+            state: &state,
+            jwks: &gw.jwks,
+        };
+        token::verify(raw, &keys, &gw.rules, now)
     };
+    let first = verify_now();
     let retry = match &first {
         Err(e) if e.code == ErrorCode::TokenBadSignature => e
             .client_id
@@ -218,16 +215,7 @@ pub async fn verify_token(
         tracing::warn!(client_id = client.id(), error = %e, "refreshing a client's JWKS failed");
         return first;
     }
-    let state = gw.policy.read();
-    token::verify(
-        raw,
-        &GatewayKeys {
-            state: &state,
-            jwks: &gw.jwks,
-        },
-        &gw.rules,
-        now,
-    )
+    verify_now()
 }
 
 /// Plans the user and decides access with the in-memory policy.

@@ -55,6 +55,20 @@ impl TryFrom<UserRow> for UserRecord {
     }
 }
 
+type IdQuery<'q> = sqlx::query::QueryScalar<'q, sqlx::Any, i64, sqlx::any::AnyArguments>;
+
+/// Binds a user's fields as `$1` to `$8`, in the order both writes use.
+fn bind_fields<'q>(q: IdQuery<'q>, u: &'q UserFields) -> StoreResult<IdQuery<'q>> {
+    Ok(q.bind(u.email.as_str())
+        .bind(u.kind.as_str())
+        .bind(u.status.as_str())
+        .bind(&u.first_name)
+        .bind(&u.last_name)
+        .bind(&u.account_type)
+        .bind(to_json(&u.attributes)?)
+        .bind(&u.client_id))
+}
+
 async fn insert_memberships(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: UserId,
@@ -196,23 +210,16 @@ impl Store {
     /// adopt the existing user instead.
     pub async fn insert_user(&self, u: &UserFields, now: i64) -> StoreResult<Option<UserId>> {
         let mut tx = self.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar(
+        let insert = sqlx::query_scalar(
             "INSERT INTO users (email, kind, status, first_name, last_name, account_type, \
              attributes, client_id, session_epoch, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
              ON CONFLICT (email) DO NOTHING RETURNING id",
-        )
-        .bind(u.email.as_str())
-        .bind(u.kind.as_str())
-        .bind(u.status.as_str())
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(&u.account_type)
-        .bind(to_json(&u.attributes)?)
-        .bind(&u.client_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        );
+        let id = bind_fields(insert, u)?
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(id) = id else {
             tx.rollback().await?;
             return Ok(None);
@@ -227,24 +234,18 @@ impl Store {
     /// which session cookies carry between instances.
     pub async fn update_user(&self, id: UserId, u: &UserFields, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET email = $2, kind = $3, status = $4, first_name = $5, last_name = $6, \
-             account_type = $7, attributes = $8, client_id = $9, \
-             updated_at = CASE WHEN $10 > updated_at THEN $10 ELSE updated_at + 1 END WHERE id = $1",
-        )
-        .bind(id)
-        .bind(u.email.as_str())
-        .bind(u.kind.as_str())
-        .bind(u.status.as_str())
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(&u.account_type)
-        .bind(to_json(&u.attributes)?)
-        .bind(&u.client_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        let update = sqlx::query_scalar(
+            "UPDATE users SET email = $1, kind = $2, status = $3, first_name = $4, \
+             last_name = $5, account_type = $6, attributes = $7, client_id = $8, \
+             updated_at = CASE WHEN $9 > updated_at THEN $9 ELSE updated_at + 1 END \
+             WHERE id = $10 RETURNING id",
+        );
+        let updated = bind_fields(update, u)?
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if updated.is_none() {
             tx.rollback().await?;
             return Ok(false);
         }

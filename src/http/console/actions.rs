@@ -193,10 +193,7 @@ struct NewTeam {
 
 async fn create_team(gw: Gw, p: Posted<NewTeam>) -> HttpResponse {
     let body = json!({"name": p.form.name, "description": p.form.description});
-    let result = match parse(body) {
-        Ok(input) => teams::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { teams::create(&gw, &p.console.actor, parse(body)?).await }.await;
     back(
         "/admin/teams",
         result.map(|t| format!("Team {} created.", t.name)),
@@ -220,10 +217,7 @@ struct NewAccountType {
 
 async fn create_account_type(gw: Gw, p: Posted<NewAccountType>) -> HttpResponse {
     let body = json!({"name": p.form.name, "permissions": names(&p.form.permissions)});
-    let result = match parse(body) {
-        Ok(input) => account_types::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { account_types::create(&gw, &p.console.actor, parse(body)?).await }.await;
     back(
         "/admin/account-types",
         result.map(|a| format!("Account type {} created.", a.name)),
@@ -248,10 +242,7 @@ struct NewWorkspace {
 async fn create_workspace(gw: Gw, p: Posted<NewWorkspace>) -> HttpResponse {
     let parent = p.form.parent.trim().parse::<i64>().ok();
     let body = json!({"name": p.form.name, "parent": parent});
-    let result = match parse(body) {
-        Ok(input) => workspaces::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { workspaces::create(&gw, &p.console.actor, parse(body)?).await }.await;
     back(
         "/admin/workbooks",
         result.map(|w| format!("Workspace {} created.", w.name)),
@@ -297,10 +288,7 @@ async fn create_workbook(gw: Gw, p: Posted<NewWorkbook>) -> HttpResponse {
     let f = &p.form;
     let body = json!({"id": f.id.trim(), "name": f.name, "workspace": f.workspace.trim().parse::<i64>().ok(),
         "source": source_of(f)});
-    let result = match parse(body) {
-        Ok(input) => workbooks::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { workbooks::create(&gw, &p.console.actor, parse(body)?).await }.await;
     back(
         "/admin/workbooks",
         result.map(|w| format!("Workbook {} created.", w.id)),
@@ -337,10 +325,7 @@ async fn create_grant(gw: Gw, p: Posted<NewGrant>) -> HttpResponse {
         }
         _ => json!({"team": f.team, "level": f.level}),
     };
-    let result = match parse(body) {
-        Ok(input) => grants::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { grants::create(&gw, &p.console.actor, parse(body)?).await }.await;
     back(
         "/admin/workbooks",
         result.map(|g| format!("Grant {} created.", g.id)),
@@ -393,10 +378,7 @@ async fn create_client(gw: Gw, p: Posted<NewClient>) -> HttpResponse {
     let id = (!f.client_id.trim().is_empty()).then(|| f.client_id.trim().to_owned());
     let body = json!({"client_id": id, "name": f.name, "allowed_origins": names(&f.allowed_origins),
         "allowed_teams": names(&f.allowed_teams), "allow_internal_users": f.allow_internal_users.is_some()});
-    let result = match parse(body) {
-        Ok(input) => clients::create(&gw, &p.console.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { clients::create(&gw, &p.console.actor, parse(body)?).await }.await;
     clients_with_secret(&gw, &p.console, result).await
 }
 
