@@ -20,6 +20,9 @@ pub mod demo;
 pub mod domain;
 pub mod embed;
 pub mod error;
+/// The fuzz targets' bodies (`fuzz/`), shared with the corpus regression test.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod identity;

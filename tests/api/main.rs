@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod attacks;
 mod cluster;
 mod console;
+mod fuzz_corpus;
 mod handshake;
+mod hardening;
 mod helpers;
 mod sessions;
 mod store_suite;
