@@ -495,7 +495,7 @@ def main() -> int:
     try:
         # Ceilings that do not depend on the gateway.
         up_port, ng_port, ceil_port = free_port(), free_port(), free_port()
-        up = procs.start("upstream", [str(args.bin_dir / "examples" / "upstream"), f"127.0.0.1:{up_port}"])
+        up = procs.start("upstream", [str(args.bin_dir / "examples" / "ceiling"), f"127.0.0.1:{up_port}"])
         wait_port(up_port, up, "the upstream")
         conf = nginx_conf(work / "nginx", ng_port, up_port, os.cpu_count() or 1)
         ng = procs.start("nginx", [args.nginx, "-c", str(conf), "-p", str(work / "nginx")])
@@ -539,7 +539,7 @@ def main() -> int:
             if "existing" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: handshake, existing user", Target(
                     "handshake existing", port, template_path, 303,
-                    tokens=TokenMaker(args, work, f"{tag}-existing", TEMPLATE_WB, users, 8000)), ceiling, 0.30))
+                    tokens=TokenMaker(args, work, f"{tag}-existing", TEMPLATE_WB, users, 30000)), ceiling, 0.30))
             if "provision" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: handshake, new user", Target(
                     "handshake provisioning", port, template_path, 303,

@@ -20,5 +20,5 @@ for tool in wrk nginx python3; do
 done
 
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --locked --bin embedgate --example upstream --example ceiling --example tokens
+cargo build --release --locked --bin embedgate --example ceiling --example tokens
 exec python3 bench/loadbench.py --bin-dir "$target/release" "$@"

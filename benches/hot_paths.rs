@@ -6,9 +6,10 @@
 //!   [`NoTrace`], as a handshake and every session request make it;
 //! - `session/*`: checking a session cookie ([`SessionCodec::validate`]) and
 //!   sealing a new one (what a handshake's `Set-Cookie` costs);
-//! - `render/*`: rendering the demo's sales template workbook
-//!   ([`Content::render_workbook`]) with the repository's `templates/` and
-//!   `data/`.
+//! - `render/*`: rendering the demo's sales template workbook with the
+//!   repository's `templates/` and `data/`: with minijinja
+//!   ([`Content::render_workbook_uncached`], a first view) and from the
+//!   render cache ([`Content::render_workbook`], a repeated view).
 //!
 //!     CARGO_TARGET_DIR=/work/target-bench cargo bench --bench hot_paths
 //!
@@ -411,7 +412,7 @@ fn template_rendering(c: &mut Criterion) {
         .state
         .decide(Subject::from(&*user), "sales", None, &mut NoTrace);
     let query: Vec<(String, String)> = vec![("theme".to_owned(), "dark".to_owned())];
-    let render = |company: Option<&str>| {
+    let render = |company: Option<&str>, cached: bool| {
         let page = Page {
             user: TemplateUser::new(&user, f.state.team_names(&user.team_ids)),
             workbook: &workbook,
@@ -421,16 +422,25 @@ fn template_rendering(c: &mut Criterion) {
             page: None,
             company,
         };
-        content.render_workbook(&source, &page).must("rendered")
+        if cached {
+            content.render_workbook(&source, &page).must("rendered")
+        } else {
+            content
+                .render_workbook_uncached(&source, &page)
+                .must("rendered")
+        }
     };
-    let html = render(None);
+    let html = render(None, false);
     println!("render/sales: {} bytes of HTML (all companies)", html.len());
     let mut g = c.benchmark_group("render");
     g.bench_function("sales_all_companies", |b| {
-        b.iter(|| render(black_box(None)))
+        b.iter(|| render(black_box(None), false))
     });
     g.bench_function("sales_one_company", |b| {
-        b.iter(|| render(black_box(Some("acme"))))
+        b.iter(|| render(black_box(Some("acme")), false))
+    });
+    g.bench_function("sales_one_company_cached", |b| {
+        b.iter(|| render(black_box(Some("acme")), true))
     });
     g.finish();
 }

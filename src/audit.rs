@@ -58,6 +58,9 @@ impl std::fmt::Debug for Recorder {
 }
 
 const BATCH: usize = 512;
+/// How long the writer waits for more entries before it writes a batch
+/// (readers of the log call [`Recorder::flush`] first, so they never wait).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Recorder {
     /// Starts the writer task on the current runtime.
@@ -105,6 +108,9 @@ async fn writer(store: Store, clock: SharedClock, mut rx: mpsc::UnboundedReceive
     let mut seen = BTreeSet::new();
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Linger a moment so that one transaction carries many entries:
+        // every commit takes the database's write lock from the jti ledger.
+        let deadline = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
@@ -114,25 +120,21 @@ async fn writer(store: Store, clock: SharedClock, mut rx: mpsc::UnboundedReceive
                 }
                 Command::Flush(done) => flushes.push(done),
             }
-            if records.len() < BATCH {
-                next = rx.try_recv().ok();
+            if records.len() < BATCH && flushes.is_empty() {
+                next = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .ok()
+                    .flatten();
             }
         }
-        if !records.is_empty() {
-            if let Err(e) = store.insert_audit(&records).await {
-                tracing::error!(error = %e, lost = records.len(), "writing audit entries failed");
-            }
-            records.clear();
+        let ids: Vec<UserId> = std::mem::take(&mut seen).into_iter().collect();
+        if let Err(e) = store
+            .record_activity(&records, &ids, clock.now().timestamp_millis())
+            .await
+        {
+            tracing::error!(error = %e, lost = records.len(), "writing audit entries and last_seen_at failed");
         }
-        if !seen.is_empty() {
-            let ids: Vec<UserId> = std::mem::take(&mut seen).into_iter().collect();
-            if let Err(e) = store
-                .touch_users(&ids, clock.now().timestamp_millis())
-                .await
-            {
-                tracing::warn!(error = %e, "updating last_seen_at failed");
-            }
-        }
+        records.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
         }

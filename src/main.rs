@@ -9,7 +9,8 @@ use embedgate::{commands, telemetry};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    // Flushes the queued log lines when `main` returns.
+    let _logs = telemetry::init(cli.log_format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

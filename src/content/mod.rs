@@ -3,11 +3,13 @@
 //! directory that embedded pages may query.
 //!
 //! Templates are compiled once by minijinja and cached in the environment;
-//! HTML templates are auto-escaped.
+//! HTML templates are auto-escaped. Rendered workbook pages are cached too
+//! ([`RenderCache`]), keyed by everything the template sees.
 
 pub mod assertion;
 mod dataset;
 pub mod directory;
+mod render_cache;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use minijinja::{Environment, Value, context, path_loader};
 use serde::Serialize;
 
 pub use dataset::{Dataset, Datasets};
+pub use render_cache::RenderCache;
 
 use crate::domain::{PermissionSet, WorkbookSource};
 use crate::error::Problem;
@@ -31,6 +34,7 @@ pub struct Content {
     env: Environment<'static>,
     templates_dir: PathBuf,
     datasets: Datasets,
+    rendered: RenderCache,
 }
 
 /// The user as a template sees it.
@@ -81,6 +85,7 @@ impl Content {
             env,
             templates_dir: templates_dir.to_path_buf(),
             datasets: Datasets::new(data_dir.to_path_buf()),
+            rendered: RenderCache::default(),
         }
     }
 
@@ -101,8 +106,21 @@ impl Content {
         Ok(self.env.get_template(name)?.render(ctx)?)
     }
 
-    /// Renders a template workbook.
+    /// Renders a template workbook, or answers the page rendered before
+    /// from exactly the same inputs (templates and datasets do not change
+    /// while the process runs).
     pub fn render_workbook(
+        &self,
+        source: &WorkbookSource,
+        page: &Page<'_>,
+    ) -> Result<String, Problem> {
+        self.rendered
+            .get_or_render(source, page, || self.render_workbook_uncached(source, page))
+    }
+
+    /// Renders a template workbook with minijinja, bypassing the cache
+    /// (what a first view costs; the benchmarks measure both).
+    pub fn render_workbook_uncached(
         &self,
         source: &WorkbookSource,
         page: &Page<'_>,

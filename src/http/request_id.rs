@@ -2,6 +2,7 @@
 //! generated; kept in the request's extensions for logs and the audit, and
 //! returned on the response. Also times every request for the metrics.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -33,11 +34,23 @@ fn is_sane(id: &str) -> bool {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A random prefix drawn once per process, so ids stay unique across the
+/// instances of a cluster and across restarts without a random draw (a
+/// system call) per request.
+fn process_prefix() -> &'static str {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        crate::crypto::random_token("", 6).unwrap_or_else(|_| format!("p{}", std::process::id()))
+    })
+}
+
+/// `<process prefix>-<counter in hex>`, e.g. `q3Zx1k9A-1f`.
 fn generate() -> String {
-    match crate::crypto::random_token("", 12) {
-        Ok(id) => id,
-        Err(_) => format!("req-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
-    }
+    format!(
+        "{}-{:x}",
+        process_prefix(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The kind of request, a low-cardinality label for latency metrics.

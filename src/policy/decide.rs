@@ -6,12 +6,14 @@
 //! Reasons are only written when the caller asks for them ([`Reasons`]); the
 //! hot path passes [`NoTrace`] and allocates nothing for them.
 
+use std::sync::Arc;
+
 use super::state::PolicyState;
 use crate::domain::{
-    Attributes, Level, Permission, PermissionSet, TeamId, UserStatus, WorkbookSource,
+    Attributes, Level, Permission, PermissionSet, TeamId, UserStatus, WorkbookSource, WorkspaceId,
 };
 use crate::error::ErrorCode;
-use crate::store::{GrantTarget, UserRecord, WorkbookRecord};
+use crate::store::{GrantRecord, UserRecord, WorkbookRecord};
 
 /// Nested workspaces deeper than this are not followed (and cannot be made
 /// by the admin API); it bounds the walk if the data were ever cyclic.
@@ -97,10 +99,18 @@ pub fn source_for<'a>(
     }
 }
 
-fn describe(target: &GrantTarget, state: &PolicyState) -> String {
-    match target {
-        GrantTarget::Workbook(id) => format!("workbook {id:?}"),
-        GrantTarget::Workspace(id) => match state.workspace(*id) {
+/// What a grant the decision looks at is on: borrowed, so the hot path
+/// builds no [`GrantTarget`](crate::store::GrantTarget).
+#[derive(Debug, Clone, Copy)]
+enum On<'a> {
+    Workbook(&'a str),
+    Workspace(WorkspaceId),
+}
+
+fn describe(on: On<'_>, state: &PolicyState) -> String {
+    match on {
+        On::Workbook(id) => format!("workbook {id:?}"),
+        On::Workspace(id) => match state.workspace(id) {
             Some(ws) => format!("workspace {:?} (id {id})", ws.name),
             None => format!("workspace {id}"),
         },
@@ -115,18 +125,22 @@ fn version(tag: Option<&str>) -> String {
 }
 
 impl PolicyState {
-    /// The workbook and the workspaces containing it, innermost first.
-    fn targets_of(&self, workbook: &WorkbookRecord) -> Vec<GrantTarget> {
-        let mut out = vec![GrantTarget::Workbook(workbook.id.clone())];
-        let mut next = workbook.workspace;
-        while let Some(id) = next {
-            if out.len() > MAX_WORKSPACE_DEPTH {
-                break;
-            }
-            out.push(GrantTarget::Workspace(id));
-            next = self.workspace(id).and_then(|ws| ws.parent);
-        }
-        out
+    /// The grants on the workbook and on each workspace containing it,
+    /// innermost first; allocates nothing.
+    fn grants_around<'s>(
+        &'s self,
+        workbook: &'s WorkbookRecord,
+    ) -> impl Iterator<Item = (On<'s>, &'s [Arc<GrantRecord>])> {
+        let own = (
+            On::Workbook(&workbook.id),
+            self.grants_on_workbook(&workbook.id),
+        );
+        let workspaces = std::iter::successors(workbook.workspace, |id| {
+            self.workspace(*id).and_then(|ws| ws.parent)
+        })
+        .take(MAX_WORKSPACE_DEPTH)
+        .map(|id| (On::Workspace(id), self.grants_on_workspace(id)));
+        std::iter::once(own).chain(workspaces)
     }
 
     /// May `subject` open version `tag` of `workbook_id`, and with what?
@@ -168,8 +182,8 @@ impl PolicyState {
         });
 
         let mut best: Option<Level> = None;
-        for target in self.targets_of(workbook) {
-            for grant in self.grants_on(&target) {
+        for (on, grants) in self.grants_around(workbook) {
+            for grant in grants {
                 if grant.tag.as_deref() != tag || !subject.team_ids.contains(&grant.team_id) {
                     continue;
                 }
@@ -180,7 +194,7 @@ impl PolicyState {
                     format!(
                         "Team {team} has {} on {} for {}.",
                         grant.level,
-                        describe(&target, self),
+                        describe(on, self),
                         version(tag)
                     )
                 });

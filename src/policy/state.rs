@@ -83,7 +83,10 @@ pub struct PolicyState {
     workspaces: HashMap<WorkspaceId, Arc<WorkspaceRecord>>,
     workbooks: HashMap<String, Arc<WorkbookRecord>>,
     grants: HashMap<GrantId, Arc<GrantRecord>>,
-    grants_by_target: HashMap<GrantTarget, Vec<Arc<GrantRecord>>>,
+    /// Grants by what they are on, in two maps so that a decision looks a
+    /// workbook up by `&str` without building a [`GrantTarget`].
+    grants_on_workbook: HashMap<String, Vec<Arc<GrantRecord>>>,
+    grants_on_workspace: HashMap<WorkspaceId, Vec<Arc<GrantRecord>>>,
     grants_by_team: HashMap<TeamId, BTreeSet<GrantId>>,
 }
 
@@ -143,8 +146,22 @@ impl PolicyState {
     }
 
     pub fn grants_on(&self, target: &GrantTarget) -> &[Arc<GrantRecord>] {
-        self.grants_by_target
-            .get(target)
+        match target {
+            GrantTarget::Workbook(id) => self.grants_on_workbook(id),
+            GrantTarget::Workspace(id) => self.grants_on_workspace(*id),
+        }
+    }
+
+    pub fn grants_on_workbook(&self, id: &str) -> &[Arc<GrantRecord>] {
+        self.grants_on_workbook
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    pub fn grants_on_workspace(&self, id: WorkspaceId) -> &[Arc<GrantRecord>] {
+        self.grants_on_workspace
+            .get(&id)
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
@@ -278,11 +295,9 @@ impl PolicyState {
 
     pub fn put_grant(&mut self, id: GrantId, record: Option<GrantRecord>) {
         if let Some(old) = self.grants.remove(&id) {
-            if let Some(list) = self.grants_by_target.get_mut(&old.target) {
-                list.retain(|g| g.id != id);
-                if list.is_empty() {
-                    self.grants_by_target.remove(&old.target);
-                }
+            match &old.target {
+                GrantTarget::Workbook(wb) => remove_grant(&mut self.grants_on_workbook, wb, id),
+                GrantTarget::Workspace(ws) => remove_grant(&mut self.grants_on_workspace, ws, id),
             }
             if let Some(set) = self.grants_by_team.get_mut(&old.team_id) {
                 set.remove(&id);
@@ -290,12 +305,28 @@ impl PolicyState {
         }
         if let Some(r) = record {
             let r = Arc::new(r);
-            self.grants_by_target
-                .entry(r.target.clone())
-                .or_default()
-                .push(Arc::clone(&r));
+            let list = match &r.target {
+                GrantTarget::Workbook(wb) => self.grants_on_workbook.entry(wb.clone()).or_default(),
+                GrantTarget::Workspace(ws) => self.grants_on_workspace.entry(*ws).or_default(),
+            };
+            list.push(Arc::clone(&r));
             self.grants_by_team.entry(r.team_id).or_default().insert(id);
             self.grants.insert(id, r);
+        }
+    }
+}
+
+/// Takes grant `id` out of `key`'s list, and the list out of `map` when it
+/// is left empty.
+fn remove_grant<K, Q>(map: &mut HashMap<K, Vec<Arc<GrantRecord>>>, key: &Q, id: GrantId)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|g| g.id != id);
+        if list.is_empty() {
+            map.remove(key);
         }
     }
 }

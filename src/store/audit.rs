@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::{AuditFilter, AuditRecord, Store, StoreResult, placeholders};
+use crate::domain::UserId;
 
 #[derive(FromRow)]
 struct AuditRow {
@@ -38,12 +39,39 @@ impl From<AuditRow> for AuditRecord {
 }
 
 impl Store {
+    /// What the audit writer batches: new audit entries, and the users seen
+    /// since the last batch (`last_seen_at = now`), in one transaction.
+    pub async fn record_activity(
+        &self,
+        entries: &[AuditRecord],
+        seen: &[UserId],
+        now: i64,
+    ) -> StoreResult<()> {
+        if entries.is_empty() && seen.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin().await?;
+        self.insert_audit_rows(&mut tx, entries).await?;
+        self.touch_user_rows(&mut tx, seen, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn insert_audit(&self, entries: &[AuditRecord]) -> StoreResult<()> {
+        self.record_activity(entries, &[], 0).await
+    }
+
+    async fn insert_audit_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        entries: &[AuditRecord],
+    ) -> StoreResult<()> {
         for chunk in entries.chunks(100) {
             let sql = format!(
                 "INSERT INTO audit (at, event, request_id, client_id, email, workbook, outcome, \
                  code, remote_addr, note) VALUES {}",
-                placeholders(chunk.len(), 10)
+                placeholders(self.backend, chunk.len(), 10)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
@@ -59,7 +87,7 @@ impl Store {
                     .bind(&e.remote_addr)
                     .bind(&e.note);
             }
-            q.execute(self.db()).await?;
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ impl Store {
     /// within the batch: only the first wins.
     pub async fn consume_jtis(&self, uses: &[JtiUse]) -> StoreResult<Vec<bool>> {
         let mut results = Vec::with_capacity(uses.len());
+        let _turn = self.write_turn().await;
         let mut tx = self.begin().await?;
         for chunk in uses.chunks(200) {
             // A batch may hold the same id twice (concurrent replays): insert
@@ -33,7 +34,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES {} \
                  ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
-                placeholders(unique.len(), 3)
+                placeholders(self.backend, unique.len(), 3)
             );
             let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
             for u in &unique {

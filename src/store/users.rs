@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::FromRow;
 
 use super::{
-    Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json, placeholders,
-    to_json,
+    Backend, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json,
+    placeholders, to_json,
 };
 use crate::domain::{Email, TeamId, UserId, UserKind, UserStatus};
 
@@ -70,6 +70,7 @@ fn bind_fields<'q>(q: IdQuery<'q>, u: &'q UserFields) -> StoreResult<IdQuery<'q>
 }
 
 async fn insert_memberships(
+    backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: UserId,
     teams: &[TeamId],
@@ -77,7 +78,7 @@ async fn insert_memberships(
     for chunk in teams.chunks(100) {
         let sql = format!(
             "INSERT INTO memberships (user_id, team_id) VALUES {}",
-            placeholders(chunk.len(), 2)
+            placeholders(backend, chunk.len(), 2)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for team in chunk {
@@ -224,7 +225,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         };
-        insert_memberships(&mut tx, id, &u.team_ids).await?;
+        insert_memberships(self.backend, &mut tx, id, &u.team_ids).await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -253,7 +254,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        insert_memberships(&mut tx, id, &u.team_ids).await?;
+        insert_memberships(self.backend, &mut tx, id, &u.team_ids).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -287,17 +288,34 @@ impl Store {
     }
 
     pub async fn touch_users(&self, ids: &[UserId], now: i64) -> StoreResult<()> {
+        self.record_activity(&[], ids, now).await
+    }
+
+    pub(super) async fn touch_user_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        ids: &[UserId],
+        now: i64,
+    ) -> StoreResult<()> {
         for chunk in ids.chunks(500) {
-            let list = (2..chunk.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("UPDATE users SET last_seen_at = $1 WHERE id IN ({list})");
+            let list = match self.backend {
+                Backend::Postgres => (2..chunk.len() + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                // Anonymous parameters: see `placeholders`.
+                Backend::Sqlite => vec!["?"; chunk.len()].join(", "),
+            };
+            let first = match self.backend {
+                Backend::Postgres => "$1",
+                Backend::Sqlite => "?",
+            };
+            let sql = format!("UPDATE users SET last_seen_at = {first} WHERE id IN ({list})");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
             for id in chunk {
                 q = q.bind(*id);
             }
-            q.execute(self.db()).await?;
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }

@@ -81,21 +81,33 @@ async fn fill(c: &Client, css: &str, text: &str) {
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
+    find(c, css).await.click().await.unwrap();
+}
+
+/// Waits (up to 10 s) for an element, as a page that is still loading
+/// after a click may not have it yet; panics with the page when it never
+/// comes.
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
         .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    {
+        Ok(element) => element,
+        Err(e) => panic!(
+            "no {css} on {}: {e}\n{}",
+            c.current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            c.source().await.unwrap_or_default()
+        ),
+    }
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    find(c, css).await.text().await.unwrap()
 }
 
 /// Saves a screenshot under `target/screenshots/` (the README's pictures
@@ -119,7 +131,15 @@ async fn sign_in(app: &TestApp, c: &Client) {
     );
     fill(c, "#token", &app.admin_token).await;
     click(c, "#sign-in").await;
-    let url = c.current_url().await.unwrap();
+    // The dashboard may still be loading when the click returns.
+    let mut url = c.current_url().await.unwrap();
+    for _ in 0..100 {
+        if url.path() == "/admin/" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        url = c.current_url().await.unwrap();
+    }
     assert_eq!(
         url.path(),
         "/admin/",
