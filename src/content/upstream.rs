@@ -5,7 +5,10 @@
 //! `X-Forwarded-Host` or an absolute request line never change it, and
 //! dot-segments that would climb out of the source's path are refused.
 
+use std::thread::ThreadId;
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use crate::config::ContentConfig;
 
@@ -123,9 +126,15 @@ pub fn rewrite_location(location: &str, base: &str, workbook_path: &str) -> Stri
 
 /// The HTTP client for upstreams: no system proxy, no redirects followed,
 /// connect and read timeouts from configuration.
-#[derive(Debug, Clone)]
+///
+/// One `reqwest::Client` (and so one connection pool) per thread: a pooled
+/// connection is driven by the runtime of the thread that opened it, and an
+/// actix worker using another worker's connection would hand every read
+/// and write across threads (a context switch each way).
+#[derive(Debug)]
 pub struct UpstreamClient {
-    pub client: reqwest::Client,
+    clients: DashMap<ThreadId, reqwest::Client>,
+    connect_timeout: Duration,
     /// Until the response head arrives.
     pub timeout: Duration,
     pub max_request_body: u64,
@@ -133,20 +142,33 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     pub fn new(config: &ContentConfig) -> anyhow::Result<Self> {
-        let timeout = Duration::from_secs(config.upstream_timeout_secs);
+        let upstream = UpstreamClient {
+            clients: DashMap::new(),
+            connect_timeout: Duration::from_secs(config.upstream_connect_timeout_secs),
+            timeout: Duration::from_secs(config.upstream_timeout_secs),
+            max_request_body: config.max_request_body_bytes,
+        };
+        // Fails at start, not on the first request, if it cannot be built.
+        upstream.client()?;
+        Ok(upstream)
+    }
+
+    /// This thread's client.
+    pub fn client(&self) -> reqwest::Result<reqwest::Client> {
+        let thread = std::thread::current().id();
+        if let Some(client) = self.clients.get(&thread) {
+            return Ok(client.clone());
+        }
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(config.upstream_connect_timeout_secs))
-            .read_timeout(timeout)
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.timeout)
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()?;
-        Ok(UpstreamClient {
-            client,
-            timeout,
-            max_request_body: config.max_request_body_bytes,
-        })
+        self.clients.insert(thread, client.clone());
+        Ok(client)
     }
 }
 

@@ -142,7 +142,11 @@ pub async fn forward(
 
     let reqwest_method = reqwest::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|_| Problem::validation("unsupported method"))?;
-    let mut out = upstream.client.request(reqwest_method, &target);
+    let client = upstream.client().map_err(|e| {
+        tracing::error!(error = %e, "building the upstream client failed");
+        Problem::internal()
+    })?;
+    let mut out = client.request(reqwest_method, &target);
     let connection = connection_listed(
         req.headers()
             .get_all(header::CONNECTION)
