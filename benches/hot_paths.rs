@@ -98,7 +98,10 @@ fn user(id: i64, team_ids: Vec<i64>) -> UserRecord {
         first_name: Some("Ana".to_owned()),
         last_name: None,
         account_type: "Explorer".to_owned(),
-        attributes: BTreeMap::from([("company".to_owned(), "acme".to_owned())]),
+        attributes: embedgate::domain::Attributes::from([(
+            "company".to_owned(),
+            "acme".to_owned(),
+        )]),
         client_id: Some(HS_CLIENT.to_owned()),
         session_epoch: 0,
         team_ids,
@@ -252,7 +255,10 @@ fn hs256_token() -> String {
         workbook: "sales".to_owned(),
         teams: Some(vec!["Team 1".to_owned(), "Team 2".to_owned()]),
         account_type: Some("Explorer".to_owned()),
-        attributes: BTreeMap::from([("company".to_owned(), "acme".to_owned())]),
+        attributes: embedgate::domain::Attributes::from([(
+            "company".to_owned(),
+            "acme".to_owned(),
+        )]),
         first_name: None,
         last_name: None,
         ttl_secs: 300,

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use embedgate::config::DatabaseUrl;
-use embedgate::domain::{Email, Level, PermissionSet, UserKind, UserStatus, WorkbookSource};
+use embedgate::domain::{
+    Attributes, Email, Level, PermissionSet, UserKind, UserStatus, WorkbookSource,
+};
 use embedgate::policy::{NoTrace, Policy, PolicyState, Subject};
 use embedgate::store::{
     AccountTypeRecord, ClientRecord, ClientStatus, GrantRecord, GrantTarget, Store, TeamRecord,
@@ -179,9 +181,9 @@ fn build(attributes: bool) -> anyhow::Result<PolicyState> {
                 last_name: None,
                 account_type: account_type(id).to_owned(),
                 attributes: if attributes {
-                    BTreeMap::from([("company".to_owned(), format!("c{}", id % 1000))])
+                    Attributes::from([("company".to_owned(), format!("c{}", id % 1000))])
                 } else {
-                    BTreeMap::new()
+                    Attributes::new()
                 },
                 client_id: Some(CLIENT.to_owned()),
                 session_epoch: 0,

@@ -5,15 +5,17 @@
 //! is wrong, and the caller decides which error code that becomes.
 
 mod access;
+mod attributes;
 mod email;
 mod names;
 mod source;
 
 pub use access::{Level, Permission, PermissionSet};
+pub use attributes::Attributes;
 pub use email::Email;
 pub use names::{
-    AttributeName, Attributes, ClientId, MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES, TagName,
-    TeamName, WorkbookId, check_attribute_value, parse_attributes,
+    AttributeName, ClientId, MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES, TagName, TeamName,
+    WorkbookId, check_attribute_value, parse_attributes,
 };
 pub use source::WorkbookSource;
 

@@ -1,7 +1,7 @@
 //! Names and ids chosen by people: embed client ids, workbook ids, team
 //! names, tags and user attributes, each with the one rule it must follow.
 
-use std::collections::BTreeMap;
+use super::Attributes;
 use std::fmt;
 
 fn is_id_char(c: char) -> bool {
@@ -130,10 +130,6 @@ impl AttributeName {
         Ok(Self(raw.to_owned()))
     }
 }
-
-/// A user's attributes: at most [`MAX_ATTRIBUTES`] names, each value at most
-/// [`MAX_ATTRIBUTE_VALUE_LEN`] characters without control characters.
-pub type Attributes = BTreeMap<String, String>;
 
 pub const MAX_ATTRIBUTES: usize = 50;
 pub const MAX_ATTRIBUTE_VALUE_LEN: usize = 1024;

@@ -331,7 +331,7 @@ fn describe_attributes(old: &Attributes, new: &Attributes) -> String {
             _ => {}
         }
     }
-    for k in old.keys().filter(|k| !new.contains_key(*k)) {
+    for k in old.keys().filter(|k| !new.contains_key(k)) {
         parts.push(format!("{k} removed"));
     }
     parts.join(", ")

@@ -121,7 +121,7 @@ fn user_fields(address: &str, teams: &[TeamId]) -> UserFields {
         first_name: None,
         last_name: None,
         account_type: "Viewer".into(),
-        attributes: BTreeMap::new(),
+        attributes: embedgate::domain::Attributes::new(),
         client_id: Some("acme-host".into()),
         team_ids: teams.to_vec(),
     }
@@ -397,7 +397,8 @@ async fn users(store: &Store) {
     changed.account_type = "Explorer".into();
     changed.first_name = None;
     changed.last_name = Some("Lovelace".into());
-    changed.attributes = BTreeMap::from([("region".to_owned(), "eu".to_owned())]);
+    changed.attributes =
+        embedgate::domain::Attributes::from([("region".to_owned(), "eu".to_owned())]);
     changed.client_id = Some("other-host".into());
     assert!(store.update_user(ana_id, &changed, T + 1).await.unwrap());
     let updated = store.get_user(ana_id).await.unwrap().unwrap();
