@@ -226,10 +226,9 @@ impl Store {
     }
 }
 
-/// `($1, $2), ($3, $4)` for a multi-row insert of `rows` rows of `cols`
-/// columns: the values are always bound, never written into the SQL.
-/// The `VALUES` list of a multi-row insert: `($1, $2), ($3, $4)` for
-/// PostgreSQL; anonymous `(?, ?), (?, ?)` for SQLite, whose
+/// The `VALUES` list of a multi-row insert of `rows` rows of `cols` columns
+/// (the values are always bound, never written into the SQL): `($1, $2),
+/// ($3, $4)` for PostgreSQL; anonymous `(?, ?), (?, ?)` for SQLite, whose
 /// `sqlite3_bind_parameter_name` scans every named parameter on each call:
 /// with numbered names, binding a batch of n values costs n² (it was a
 /// tenth of a handshake's CPU time under load), with anonymous ones n.
