@@ -60,7 +60,7 @@ impl std::fmt::Debug for Recorder {
 const BATCH: usize = 512;
 /// How long the writer waits for more entries before it writes a batch
 /// (readers of the log call [`Recorder::flush`] first, so they never wait).
-const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Recorder {
     /// Starts the writer task on the current runtime.
