@@ -240,15 +240,12 @@ fn build(attributes: bool) -> anyhow::Result<PolicyState> {
 
 // ---- measuring --------------------------------------------------------------
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
 /// `VmRSS` and `VmHWM` of this process, from /proc/self/status.
 fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map_or("?".to_owned(), |l| l[name.len()..].trim().to_owned())
-    };
+    let field = proc_status::field;
     let mib = |kb: String| {
         kb.trim_end_matches(" kB")
             .parse::<f64>()

@@ -29,15 +29,12 @@ fn chunks(mib: u64) -> impl futures_util::Stream<Item = Result<Bytes, std::io::E
     futures_util::stream::iter((0..mib * 16).map(|_| Ok(Bytes::from_static(&CHUNK))))
 }
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
 /// Peak and current resident set size, from /proc/self/status.
 fn rss() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map_or("?".to_owned(), |l| l[name.len()..].trim().to_owned())
-    };
+    let field = proc_status::field;
     format!(
         "VmHWM (peak) {:>10}   VmRSS {:>10}",
         field("VmHWM:"),
