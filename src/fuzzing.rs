@@ -925,11 +925,34 @@ pub fn claims_to_user(data: &[u8]) {
     let fast = state.decide(subject, workbook, tag, &mut NoTrace);
     assert_eq!(traced, fast, "tracing changed the decision");
     assert!(!reasons.0.is_empty());
+    // Who may open what in `fuzz_policy`, written out by hand (an oracle
+    // independent of `decide`): the teams granted each version, with their
+    // level, on the workbook or on a workspace containing it.
+    let granted: &[(i64, Level)] = match (workbook, tag) {
+        ("sales", None) => &[
+            (T_MANAGERS, Level::Explore),
+            (T_ANALYSTS, Level::View),
+            (T_STAFF, Level::Edit),
+        ],
+        ("sales", Some("draft")) => &[(T_ANALYSTS, Level::Edit)],
+        ("globex-report", None) => &[(T_GLOBEX, Level::Explore)],
+        _ => &[],
+    };
+    let expected_level = granted
+        .iter()
+        .filter(|(team, _)| subject.team_ids.contains(team))
+        .map(|(_, level)| *level)
+        .max();
     if traced.is_allowed() {
         assert_eq!(subject.status, UserStatus::Active);
         assert!(traced.permissions.contains(Permission::View));
         let level = traced.level;
-        assert!(level.is_some());
+        assert!(
+            expected_level.is_some(),
+            "allowed without a granted team: teams {:?}",
+            subject.team_ids
+        );
+        assert_eq!(level, expected_level, "not the best granted level");
         let account = state.account_type(subject.account_type);
         assert!(account.is_some());
         if let Some(account) = account {

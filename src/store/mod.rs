@@ -243,17 +243,21 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            match backend {
-                Backend::Postgres => {
-                    out.push('$');
-                    out.push_str(&(r * cols + c + 1).to_string());
-                }
-                Backend::Sqlite => out.push('?'),
-            }
+            out.push_str(&placeholder(backend, r * cols + c + 1));
         }
         out.push(')');
     }
     out
+}
+
+/// The `n`th bound value (from 1): `$n` for PostgreSQL, an anonymous `?`
+/// for SQLite (see [`placeholders`]); SQLite binds `?`s in the order they
+/// appear, so the values must be bound in that order.
+fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("${n}"),
+        Backend::Sqlite => "?".to_owned(),
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {

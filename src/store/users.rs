@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{
     Backend, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json,
-    placeholders, to_json,
+    placeholder, placeholders, to_json,
 };
 use crate::domain::{Email, TeamId, UserId, UserKind, UserStatus};
 
@@ -298,19 +298,15 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         for chunk in ids.chunks(500) {
-            let list = match self.backend {
-                Backend::Postgres => (2..chunk.len() + 2)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                // Anonymous parameters: see `placeholders`.
-                Backend::Sqlite => vec!["?"; chunk.len()].join(", "),
-            };
-            let first = match self.backend {
-                Backend::Postgres => "$1",
-                Backend::Sqlite => "?",
-            };
-            let sql = format!("UPDATE users SET last_seen_at = {first} WHERE id IN ({list})");
+            // `now` first, then the ids: the order the values appear in.
+            let list = (2..chunk.len() + 2)
+                .map(|i| placeholder(self.backend, i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE users SET last_seen_at = {} WHERE id IN ({list})",
+                placeholder(self.backend, 1)
+            );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
             for id in chunk {
                 q = q.bind(*id);

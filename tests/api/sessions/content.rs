@@ -489,3 +489,42 @@ async fn the_directory_follows_membership_changes_on_the_next_request() {
     let after = ok_json(&app, "/embed/workbooks/sales/_api/users", &ana).await;
     assert_eq!(emails(&after), ["ana@acme.example", "both@acme.example"]);
 }
+
+// ---- the render cache ------------------------------------------------------
+
+/// Pages are cached by what they are rendered from (SPEC §6 says nothing of
+/// it; README "Behaviour where the contract is silent"): a page seen before
+/// must still follow every change an admin makes to what it shows.
+#[tokio::test]
+async fn a_page_seen_before_shows_renames_and_user_changes_on_the_next_request() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let cookie = app.open(&app.token().sign(), "sales").await;
+    let before = ok_page(&app, SALES, &cookie).await;
+    assert_eq!(ok_page(&app, SALES, &cookie).await, before);
+    assert!(before.contains("<h1>Sales</h1>"), "{before}");
+    assert!(before.contains(">acme-analysts<"), "{before}");
+    assert!(before.contains("ana@acme.example"), "{before}");
+
+    let admin = app.admin();
+    admin
+        .patch("/workbooks/sales", json!({"name": "Sales EU"}))
+        .await;
+    let team = team_id(&app, "acme-analysts").await;
+    admin
+        .patch(
+            &format!("/teams/{team}"),
+            json!({"name": "acme-analysts-eu"}),
+        )
+        .await;
+    let user = user_id(&app, "ana@acme.example").await;
+    admin
+        .patch(&format!("/users/{user}"), json!({"first_name": "Ana"}))
+        .await;
+
+    let after = ok_page(&app, SALES, &cookie).await;
+    assert!(after.contains("<h1>Sales EU</h1>"), "{after}");
+    assert!(after.contains(">acme-analysts-eu<"), "{after}");
+    assert!(!after.contains(">acme-analysts<"), "{after}");
+    assert!(after.contains("Ana &middot;"), "{after}");
+}
