@@ -671,7 +671,8 @@ def profile(args, work: Path, gw: subprocess.Popen, rows: list[Row]) -> None:
                                     "--sort", "symbol", "-g", "none", "--percent-limit", "0.5"],
                                    stdout=out, stderr=subprocess.DEVNULL, check=False)
                 log(f"  report: {report}")
-            data.unlink(missing_ok=True)
+            if not args.keep:
+                data.unlink(missing_ok=True)
         log(f"  {s.rps:.0f} req/s ({s.requests} requests) under the profiler, errors {s.errors}")
     if args.callgrind:
         time.sleep(1)

@@ -60,6 +60,7 @@ impl Gateway {
             .await
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
         store.migrate().await.context("migrating the database")?;
+        store.start_checkpoints();
         let feed = ChangeFeed::new(&store, config.database.url.expose())?;
         let listener = feed.listen().await.context("listening for changes")?;
         let policy = Arc::new(Policy::load(&store).await.context("loading the policy")?);
@@ -71,11 +72,12 @@ impl Gateway {
             clock_skew_secs: config.embed.clock_skew_secs,
             audience: Some(config.embed.audience.clone()).filter(|a| !a.is_empty()),
         };
+        let recorder = Recorder::start(store.clone(), clock.clone());
         Ok(Gateway {
             jwks: crate::jwks::JwksCache::new().context("building the JWKS client")?,
             feed,
-            recorder: Recorder::start(store.clone(), clock.clone()),
-            jti: JtiLedger::start(store.clone()),
+            recorder: recorder.clone(),
+            jti: JtiLedger::start(recorder),
             sessions: SessionCodec::new(keys.session.clone()),
             content: Content::new(&config.content.templates_dir, &config.content.data_dir),
             upstream: UpstreamClient::new(&config.content)

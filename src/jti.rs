@@ -4,11 +4,14 @@
 //! succeed. Rather than one transaction per handshake, a single writer task
 //! takes every request waiting at that moment and consumes them in one
 //! transaction (one fsync): under load the batches grow by themselves,
-//! without a timer and without giving up durability.
+//! without a timer and without giving up durability. The same transaction
+//! carries the audit entries and sign-ins recorded since the last one
+//! ([`Recorder::commit_with`]).
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{JtiUse, Store, StoreError};
+use crate::audit::Recorder;
+use crate::store::{JtiUse, MAX_JTI_BATCH, StoreError};
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
@@ -22,12 +25,12 @@ pub struct JtiLedger {
 #[error("the jti ledger is unavailable: {0}")]
 pub struct LedgerError(pub String);
 
-const MAX_BATCH: usize = 1024;
-
 impl JtiLedger {
-    pub fn start(store: Store) -> JtiLedger {
+    /// Starts the writer task on the current runtime. Its transactions
+    /// also carry what `recorder` has pending (see [`Recorder::commit_with`]).
+    pub fn start(recorder: Recorder) -> JtiLedger {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store, rx));
+        tokio::spawn(writer(recorder, rx));
         JtiLedger { tx }
     }
 
@@ -44,18 +47,18 @@ impl JtiLedger {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<(JtiUse, Reply)>) {
+async fn writer(recorder: Recorder, mut rx: mpsc::UnboundedReceiver<(JtiUse, Reply)>) {
     let mut batch: Vec<(JtiUse, Reply)> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_JTI_BATCH {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
         let uses: Vec<JtiUse> = batch.iter().map(|(u, _)| u.clone()).collect();
-        match store.consume_jtis(&uses).await {
+        match recorder.commit_with(&uses).await {
             Ok(results) => {
                 for ((_, reply), fresh) in batch.drain(..).zip(results) {
                     let _ = reply.send(Ok(fresh));

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{AuditFilter, AuditRecord, Store, StoreResult, placeholders};
+use super::{AuditFilter, AuditRecord, MAX_AUDIT_BATCH, MAX_SEEN_BATCH, Store, StoreResult};
 use crate::domain::UserId;
 
 #[derive(FromRow)]
@@ -39,57 +39,30 @@ impl From<AuditRow> for AuditRecord {
 }
 
 impl Store {
-    /// What the audit writer batches: new audit entries, and the users seen
-    /// since the last batch (`last_seen_at = now`), in one transaction.
+    /// Writes audit entries, and `last_seen_at = now` of the `seen` users:
+    /// in one transaction when they fit one batch ([`super::MAX_AUDIT_BATCH`]
+    /// entries, [`super::MAX_SEEN_BATCH`] users), else in several.
     pub async fn record_activity(
         &self,
         entries: &[AuditRecord],
         seen: &[UserId],
         now: i64,
     ) -> StoreResult<()> {
-        if entries.is_empty() && seen.is_empty() {
-            return Ok(());
+        let mut entries = entries.chunks(MAX_AUDIT_BATCH);
+        let mut seen = seen.chunks(MAX_SEEN_BATCH);
+        loop {
+            match (entries.next(), seen.next()) {
+                (None, None) => return Ok(()),
+                (e, s) => {
+                    self.write_batch(&[], e.unwrap_or_default(), s.unwrap_or_default(), now)
+                        .await?;
+                }
+            }
         }
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin().await?;
-        self.insert_audit_rows(&mut tx, entries).await?;
-        self.touch_user_rows(&mut tx, seen, now).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub async fn insert_audit(&self, entries: &[AuditRecord]) -> StoreResult<()> {
         self.record_activity(entries, &[], 0).await
-    }
-
-    async fn insert_audit_rows(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        entries: &[AuditRecord],
-    ) -> StoreResult<()> {
-        for chunk in entries.chunks(100) {
-            let sql = format!(
-                "INSERT INTO audit (at, event, request_id, client_id, email, workbook, outcome, \
-                 code, remote_addr, note) VALUES {}",
-                placeholders(self.backend, chunk.len(), 10)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
-                q = q
-                    .bind(e.at)
-                    .bind(&e.event)
-                    .bind(&e.request_id)
-                    .bind(&e.client_id)
-                    .bind(&e.email)
-                    .bind(&e.workbook)
-                    .bind(&e.outcome)
-                    .bind(&e.code)
-                    .bind(&e.remote_addr)
-                    .bind(&e.note);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        Ok(())
     }
 
     /// Newest first.

@@ -5,13 +5,15 @@
 //! SQLite and PostgreSQL both understand, so there is no `if backend`
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
-//! and the change feed of cluster mode.
+//! the one-round-trip statement of the batch writers ([`batch`]), and the
+//! change feed of cluster mode.
 //!
 //! Flags are stored as integers and timestamps as Unix milliseconds, the
 //! types both backends decode alike through `Any`.
 
 mod account_types;
 mod audit;
+mod batch;
 mod clients;
 pub mod feed;
 mod grants;
@@ -33,8 +35,12 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseUrl;
 
+pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH};
 pub use jti::JtiUse;
 pub use records::*;
+
+/// How often [`Store::start_checkpoints`] checkpoints SQLite's log.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -145,14 +151,24 @@ impl Store {
             .max_connections(max_connections)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
+            // A ping before every use is a round trip to the connection's
+            // thread (SQLite) or the server (PostgreSQL). A SQLite file
+            // cannot hang up; a PostgreSQL server can, so there it stays.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; FULL keeps a
-                        // consumed jti through a power cut.
+                        // consumed jti through a power cut. 16 MiB of page cache
+                        // per connection (the default is 2) keeps the indexes
+                        // that every handshake writes in memory. Checkpoints run
+                        // in the background (`start_checkpoints`); the commit
+                        // that fills the log past 10,000 pages (40 MB) runs one
+                        // itself only when the background falls behind.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000;",
                         )
                         .await?;
                     }
@@ -210,6 +226,39 @@ impl Store {
         }
     }
 
+    /// On SQLite, copies the write-ahead log into the database file every
+    /// [`CHECKPOINT_EVERY`] after writes, on a connection of its own (a
+    /// passive checkpoint waits for no writer and no writer waits for it):
+    /// otherwise the commit that fills the log past SQLite's threshold does
+    /// it, and the handshakes waiting for that commit wait for the copy too.
+    /// Stops when the pool is closed.
+    pub fn start_checkpoints(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen = store.query_count();
+            while !store.pool.is_closed() {
+                tick.tick().await;
+                let now = store.query_count();
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                // Not through `db()`: housekeeping, not a statement of a request.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&store.pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "a background WAL checkpoint failed");
+                }
+            }
+        });
+    }
+
     /// How many times the database was used since start.
     pub fn query_count(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
@@ -233,6 +282,11 @@ impl Store {
 /// with numbered names, binding a batch of n values costs n² (it was a
 /// tenth of a handshake's CPU time under load), with anonymous ones n.
 fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    placeholders_from(backend, 1, rows, cols)
+}
+
+/// [`placeholders`] for values bound after `first - 1` others.
+fn placeholders_from(backend: Backend, first: usize, rows: usize, cols: usize) -> String {
     let mut out = String::new();
     for r in 0..rows {
         if r > 0 {
@@ -243,7 +297,7 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push_str(&placeholder(backend, r * cols + c + 1));
+            out.push_str(&placeholder(backend, first + r * cols + c));
         }
         out.push(')');
     }
@@ -281,6 +335,7 @@ mod tests {
         assert_eq!(placeholders(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
         assert_eq!(placeholders(Backend::Postgres, 1, 3), "($1, $2, $3)");
         assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(placeholders_from(Backend::Postgres, 4, 1, 2), "($4, $5)");
     }
 
     #[test]

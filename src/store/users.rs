@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{
     Backend, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json,
-    placeholder, placeholders, to_json,
+    placeholders, to_json,
 };
 use crate::domain::{Email, TeamId, UserId, UserKind, UserStatus};
 
@@ -289,30 +289,5 @@ impl Store {
 
     pub async fn touch_users(&self, ids: &[UserId], now: i64) -> StoreResult<()> {
         self.record_activity(&[], ids, now).await
-    }
-
-    pub(super) async fn touch_user_rows(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        ids: &[UserId],
-        now: i64,
-    ) -> StoreResult<()> {
-        for chunk in ids.chunks(500) {
-            // `now` first, then the ids: the order the values appear in.
-            let list = (2..chunk.len() + 2)
-                .map(|i| placeholder(self.backend, i))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE users SET last_seen_at = {} WHERE id IN ({list})",
-                placeholder(self.backend, 1)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        Ok(())
     }
 }

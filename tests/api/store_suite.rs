@@ -1068,3 +1068,177 @@ async fn audit(store: &Store) {
     assert_eq!(got[0], 159);
     assert_eq!(got[149], 10);
 }
+
+// ---------------------------------------------------------------------------
+// The batch writers' one statement
+// ---------------------------------------------------------------------------
+
+/// A trigger that refuses audit entries whose note is `refuse`, so that a
+/// batch can fail part-way (after its ledger insert) on both backends.
+const REFUSE_SQLITE: &str = "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+     WHEN NEW.note = 'refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END";
+const REFUSE_POSTGRES: [&str; 2] = [
+    "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN IF NEW.note = 'refuse' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+     FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+];
+
+/// `write_batch`: ids, audit entries and sign-ins in one statement; all of
+/// it or none of it.
+async fn write_batch(store: &Store, refuse: impl AsyncFnOnce()) {
+    let exp = crate::helpers::NOW + 360;
+    let a = team(store, "a").await;
+    let ana = store
+        .insert_user(&user_fields("ana@acme.example", &[a]), T)
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = store
+        .insert_user(&user_fields("bob@acme.example", &[a]), T)
+        .await
+        .unwrap()
+        .unwrap();
+    let audit_count = async || {
+        store
+            .list_audit(&AuditFilter {
+                email: None,
+                event: None,
+                outcome: None,
+                limit: 10_000,
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    let last_seen = async |id| store.get_user(id).await.unwrap().unwrap().last_seen_at;
+
+    // Everything at once: a fresh id, a replay within the batch, entries
+    // and sign-ins.
+    let fresh = store
+        .write_batch(
+            &[jti("acme", "b1", exp), jti("acme", "b1", exp)],
+            &[entry(1, "handshake", Some("ana@acme.example"), "allowed")],
+            &[ana, bob],
+            T + 5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh, [true, false]);
+    assert_eq!(audit_count().await, 1);
+    assert_eq!(last_seen(ana).await, Some(T + 5));
+    assert_eq!(last_seen(bob).await, Some(T + 5));
+
+    // Only entries, or only sign-ins: no ids to answer for.
+    assert!(
+        store
+            .write_batch(&[], &[entry(2, "admin_change", None, "allowed")], &[], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.write_batch(&[], &[], &[bob], T + 7).await.unwrap();
+    assert_eq!(audit_count().await, 2);
+    assert_eq!(
+        (last_seen(ana).await, last_seen(bob).await),
+        (Some(T + 5), Some(T + 7))
+    );
+
+    // A batch that fails part-way changes nothing: its id stays unused,
+    // no entry is written, no sign-in recorded.
+    refuse().await;
+    let mut refused = entry(3, "handshake", Some("bob@acme.example"), "allowed");
+    refused.note = Some("refuse".into());
+    let err = store
+        .write_batch(
+            &[jti("acme", "b2", exp)],
+            &[entry(4, "handshake", None, "allowed"), refused],
+            &[ana],
+            T + 9,
+        )
+        .await;
+    assert!(err.is_err(), "{err:?}");
+    assert!(!store.jti_used("acme", "b2").await.unwrap());
+    assert_eq!(audit_count().await, 2);
+    assert_eq!(last_seen(ana).await, Some(T + 5));
+
+    // The connection is usable afterwards (no transaction left open), and
+    // the id can still be consumed.
+    assert_eq!(
+        store.consume_jtis(&[jti("acme", "b2", exp)]).await.unwrap(),
+        [true]
+    );
+    store
+        .write_batch(
+            &[],
+            &[entry(5, "handshake", None, "allowed")],
+            &[ana],
+            T + 11,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit_count().await, 3);
+    assert_eq!(last_seen(ana).await, Some(T + 11));
+
+    // Batches as large as the limits allow fit in one statement.
+    let ids: Vec<JtiUse> = (0..embedgate::store::MAX_JTI_BATCH)
+        .map(|i| jti("acme", &format!("max-{i}"), exp))
+        .collect();
+    let entries: Vec<AuditRecord> = (0..embedgate::store::MAX_AUDIT_BATCH)
+        .map(|i| {
+            entry(
+                100 + i as i64,
+                "handshake",
+                Some("max@acme.example"),
+                "allowed",
+            )
+        })
+        .collect();
+    let mut seen: Vec<i64> =
+        (1_000_000..1_000_000 + embedgate::store::MAX_SEEN_BATCH as i64 - 1).collect();
+    seen.push(bob);
+    let fresh = store
+        .write_batch(&ids, &entries, &seen, T + 13)
+        .await
+        .unwrap();
+    assert!(fresh.iter().all(|f| *f) && fresh.len() == ids.len());
+    assert_eq!(audit_count().await, 3 + embedgate::store::MAX_AUDIT_BATCH);
+    assert_eq!(last_seen(bob).await, Some(T + 13));
+}
+
+mod write_batch {
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::sqlite_store(dir.path()).await;
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        super::write_batch(&store, async || {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(super::REFUSE_SQLITE)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        })
+        .await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(db) =
+            crate::cluster::pg::TestDb::create("store_suite::write_batch::postgres").await
+        else {
+            return;
+        };
+        let store = super::postgres_store(&db).await;
+        super::write_batch(&store, async || {
+            for sql in super::REFUSE_POSTGRES {
+                sqlx::query(sql).execute(&db.pool).await.unwrap();
+            }
+        })
+        .await;
+        store.close().await;
+    }
+}
