@@ -37,11 +37,7 @@ pub fn routes(demo: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
                             .add(("Cache-Control", "no-store"))
                             .add(("Referrer-Policy", "no-referrer")),
                     )
-                    .route("/workbooks/{workbook_id}", web::route().to(embed::workbook))
-                    .route(
-                        "/workbooks/{workbook_id}/{sub_path:.*}",
-                        web::route().to(embed::workbook_sub_path),
-                    )
+                    .service(web::scope("/workbooks").default_service(web::to(embed::workbook)))
                     .default_service(web::to(embed::not_found)),
             )
             .configure(admin::configure)
