@@ -9,8 +9,8 @@
 //! batch). So the whole batch is one piece of SQL, built for each backend:
 //!
 //! - SQLite runs several statements from one string: `BEGIN IMMEDIATE;
-//!   INSERT … RETURNING; INSERT …; UPDATE …; COMMIT` on one connection
-//!   (rolled back there when any part fails);
+//!   INSERT … RETURNING; INSERT …; UPDATE …; COMMIT` (when any part fails,
+//!   the connection is closed, which rolls back);
 //! - PostgreSQL runs one statement whose data-modifying `WITH` parts insert
 //!   the audit entries and update the users, and whose `SELECT` returns the
 //!   ids the ledger's `INSERT … RETURNING` consumed: one implicit
@@ -19,6 +19,7 @@
 //! The values are always bound, in the order they appear in the text.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use super::{AuditRecord, Backend, JtiUse, Store, StoreResult, placeholders_from};
 use crate::domain::UserId;
@@ -92,21 +93,20 @@ impl Store {
         }
 
         let rows = {
-            let _turn = self.write_turn().await;
-            match self.backend {
-                Backend::Postgres => q.fetch_all(self.db()).await?,
-                Backend::Sqlite => {
-                    let mut conn = self.db().acquire().await?;
-                    match q.fetch_all(&mut *conn).await {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            // The script stopped at the failing statement,
-                            // maybe inside its transaction. (Nothing to roll
-                            // back is an error too, and not one to report.)
-                            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                            return Err(e.into());
-                        }
-                    }
+            let mut slot = self.batch_conn.lock().await;
+            let conn = match &mut *slot {
+                Some(conn) => conn,
+                None => slot.insert(self.connect_one().await?),
+            };
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            match q.fetch_all(&mut *conn).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // The script may have stopped inside its transaction (SQLite),
+                    // or the connection may be broken: closing it rolls back,
+                    // and the next batch opens a new one.
+                    *slot = None;
+                    return Err(e.into());
                 }
             }
         };

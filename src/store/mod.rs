@@ -96,11 +96,16 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     queries: Arc<AtomicU64>,
-    /// SQLite has one writer at a time, and a connection that finds the
-    /// write lock taken sleeps in SQLite's busy handler (1, 2, 5, 10… ms):
-    /// under load the batch writers (jti ledger, audit log) queue here
-    /// instead, and are woken the moment the lock is free.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
+    options: sqlx::any::AnyConnectOptions,
+    /// The batch writers' own connection (see [`batch`]), outside the pool,
+    /// opened on first use and again after a failure. A pooled connection
+    /// would cost a ping to the server before each use (PostgreSQL) and one
+    /// after each (both backends), and a cold page cache whenever the pool
+    /// handed out another one. The lock also makes the batch writers (jti
+    /// ledger, audit log) take turns in-process: SQLite has one writer at a
+    /// time, and a connection that finds the write lock taken sleeps in
+    /// SQLite's busy handler (1, 2, 5, 10… ms).
+    batch_conn: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,32 +161,16 @@ impl Store {
             // cannot hang up; a PostgreSQL server can, so there it stays.
             .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; FULL keeps a
-                        // consumed jti through a power cut. 16 MiB of page cache
-                        // per connection (the default is 2) keeps the indexes
-                        // that every handshake writes in memory. Checkpoints run
-                        // in the background (`start_checkpoints`); the commit
-                        // that fills the log past 10,000 pages (40 MB) runs one
-                        // itself only when the background falls behind.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                             PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { configure(conn, backend).await })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Ok(Store {
             pool,
             backend,
             queries: Arc::new(AtomicU64::new(0)),
-            write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            options,
+            batch_conn: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -217,13 +206,17 @@ impl Store {
         Ok(self.db().begin().await?)
     }
 
-    /// Held by a batch writer while it writes, on SQLite (see `write_gate`);
-    /// PostgreSQL locks rows, not the database, so there it is `None`.
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.write_gate.lock().await),
-            Backend::Postgres => None,
+    /// The batch writers' connection: set up like the pool's, and on
+    /// SQLite with 16 MiB of page cache (the default is 2) to keep the
+    /// indexes every handshake writes in memory.
+    async fn connect_one(&self) -> StoreResult<sqlx::AnyConnection> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.options.connect().await?;
+        configure(&mut conn, self.backend).await?;
+        if self.backend == Backend::Sqlite {
+            conn.execute("PRAGMA cache_size = -16384").await?;
         }
+        Ok(conn)
     }
 
     /// On SQLite, copies the write-ahead log into the database file every
@@ -271,8 +264,29 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(conn) = self.batch_conn.lock().await.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
         self.pool.close().await;
     }
+}
+
+/// Every connection's set-up.
+async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        // WAL lets readers run beside the one writer; FULL keeps a consumed
+        // jti through a power cut. Checkpoints run in the background
+        // (`start_checkpoints`); the commit that fills the log past 10,000
+        // pages (40 MB) runs one itself only when the background falls
+        // behind.
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA wal_autocheckpoint = 10000;",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The `VALUES` list of a multi-row insert of `rows` rows of `cols` columns
