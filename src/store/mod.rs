@@ -39,6 +39,10 @@ pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH};
 pub use jti::JtiUse;
 pub use records::*;
 
+/// How long getting a connection may take (from the pool, or the batch
+/// writers' own) before the database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often [`Store::start_checkpoints`] checkpoints SQLite's log.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -155,7 +159,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(CONNECT_TIMEOUT)
             // A ping before every use is a round trip to the connection's
             // thread (SQLite) or the server (PostgreSQL). A SQLite file
             // cannot hang up; a PostgreSQL server can, so there it stays.
@@ -208,15 +212,23 @@ impl Store {
 
     /// The batch writers' connection: set up like the pool's, and on
     /// SQLite with 16 MiB of page cache (the default is 2) to keep the
-    /// indexes every handshake writes in memory.
+    /// indexes every handshake writes in memory. Gives up after
+    /// [`CONNECT_TIMEOUT`], as the pool's acquire does: a server that
+    /// accepts and never answers must give handshakes a `503`, not a hang.
     async fn connect_one(&self) -> StoreResult<sqlx::AnyConnection> {
         use sqlx::ConnectOptions;
-        let mut conn = self.options.connect().await?;
-        configure(&mut conn, self.backend).await?;
-        if self.backend == Backend::Sqlite {
-            conn.execute("PRAGMA cache_size = -16384").await?;
+        let connect = async {
+            let mut conn = self.options.connect().await?;
+            configure(&mut conn, self.backend).await?;
+            if self.backend == Backend::Sqlite {
+                conn.execute("PRAGMA cache_size = -16384").await?;
+            }
+            Ok::<_, sqlx::Error>(conn)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
         }
-        Ok(conn)
     }
 
     /// On SQLite, copies the write-ahead log into the database file every

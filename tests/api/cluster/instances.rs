@@ -852,6 +852,49 @@ async fn concurrent_first_handshakes_for_one_new_email_on_two_instances_create_o
 // Database outage
 // ---------------------------------------------------------------------------
 
+/// A server that accepts connections and never answers (hung, or packets
+/// dropped on the way): the `jti` ledger's own connection is cut, and a new
+/// one cannot be made. Handshakes must get `503` after the connect timeout
+/// (5 s), not wait forever. The 30 s bound only tells a hang from an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_database_stops_answering_handshakes_get_503_not_a_hang() {
+    let Some(db) =
+        TestDb::create("when_the_database_stops_answering_handshakes_get_503_not_a_hang").await
+    else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let proxy = PgProxy::start(db.server_addr()).await;
+    let app = node(&db.url_through(proxy.port), keys.path()).await;
+    seed(&app).await;
+    // The batch writers now hold their connection.
+    app.open(&app.token().email("before@acme.example").sign(), "sales")
+        .await;
+
+    proxy.stall();
+    // The first finds its connection cut; the second must open a new one.
+    for email in ["first@acme.example", "second@acme.example"] {
+        let token = app.token().email(email).sign();
+        let res = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            app.handshake(&token, "sales"),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the handshake of {email} hung"));
+        assert!(res.headers().get("set-cookie").is_none());
+        assert_eq!(
+            answer(res).await,
+            (503, "service_unavailable".to_owned()),
+            "{email}"
+        );
+    }
+
+    // Back: the ledger connects again.
+    proxy.on();
+    app.open(&app.token().email("after@acme.example").sign(), "sales")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn while_the_database_is_unreachable_readyz_and_handshakes_answer_503_and_nothing_is_half_written()
  {

@@ -256,12 +256,16 @@ pub fn expect_answer(got: (u16, String), status: u16, code: &str) -> Result<(), 
 
 struct ProxyInner {
     on: AtomicBool,
+    /// Accept new connections and never answer on them.
+    stalled: AtomicBool,
     target: String,
     conns: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// Forwards every connection to PostgreSQL while on. Off: every forwarded
-/// connection is cut and new connections are closed at once.
+/// connection is cut and new connections are closed at once. Stalled: every
+/// forwarded connection is cut and new ones are accepted and never answered
+/// (a server that hangs, or packets dropped on the way).
 pub struct PgProxy {
     pub port: u16,
     inner: Arc<ProxyInner>,
@@ -274,6 +278,7 @@ impl PgProxy {
         let port = listener.local_addr().expect("proxy addr").port();
         let inner = Arc::new(ProxyInner {
             on: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
             target,
             conns: std::sync::Mutex::new(Vec::new()),
         });
@@ -288,8 +293,13 @@ impl PgProxy {
                     continue;
                 }
                 let target = shared.target.clone();
+                let stalled = shared.stalled.load(Ordering::SeqCst);
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                    if stalled {
+                        // Hold the socket open, say nothing (until aborted).
+                        std::future::pending::<()>().await;
+                        drop(inbound);
+                    } else if let Ok(mut outbound) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -320,7 +330,16 @@ impl PgProxy {
     }
 
     pub fn on(&self) {
+        self.inner.stalled.store(false, Ordering::SeqCst);
         self.inner.on.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stall(&self) {
+        self.inner.stalled.store(true, Ordering::SeqCst);
+        let mut conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for h in conns.drain(..) {
+            h.abort();
+        }
     }
 }
 
