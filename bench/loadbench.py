@@ -145,6 +145,26 @@ class Slice:
     last_bad: int
     socket_errors: int
     exhausted: int
+    # CPU time the serving process(es) used during the slice, per request.
+    cpu_us: float = 0.0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_secs(pid: int) -> float:
+    """User + system CPU seconds of a process and its direct children (nginx's workers)."""
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        pids += [int(c) for c in task.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def wrk(args, port: int, path: str, expected: int, secs: float, paths: str = "-", cookie: str = "") -> Slice:
@@ -183,6 +203,8 @@ class Target:
     cookie: str = ""
     # For handshakes: writes fresh signed paths for one slice, returns the prefix.
     tokens: object = None
+    # The serving process, for the CPU it spends per request.
+    pid: int | None = None
     slices: list[Slice] = field(default_factory=list)
 
     def run(self, args, secs: float) -> Slice:
@@ -190,7 +212,10 @@ class Target:
         if self.tokens is not None:
             paths = self.tokens(secs)
         try:
+            before = cpu_secs(self.pid) if self.pid else 0.0
             s = wrk(args, self.port, self.path, self.expected, secs, paths, self.cookie)
+            if self.pid and s.requests:
+                s.cpu_us = (cpu_secs(self.pid) - before) / s.requests * 1e6
         finally:
             if paths != "-":
                 for i in range(args.threads):
@@ -257,8 +282,9 @@ def measure_pair(args, row: Row) -> None:
         row.own.append(mine)
         row.ratios.append(mine.rps / ref.rps if ref.rps else 0.0)
         log(
-            f"  slice {k + 1}: {mine.rps:9.0f} rps (p99 {mine.p99_ms:6.2f} ms, errors {mine.errors})"
-            f"  vs {ref.rps:9.0f} rps  -> ratio {row.ratios[-1]:.3f}"
+            f"  slice {k + 1}: {mine.rps:9.0f} rps (p99 {mine.p99_ms:6.2f} ms, errors {mine.errors}, "
+            f"{mine.cpu_us:5.1f} CPU µs/req)  vs {ref.rps:9.0f} rps ({ref.cpu_us:5.1f} CPU µs/req)"
+            f"  -> ratio {row.ratios[-1]:.3f}"
         )
 
 
@@ -268,6 +294,7 @@ def summary(slices: list[Slice]) -> dict:
         "p50_ms": statistics.median(s.p50_ms for s in slices),
         "p99_ms": statistics.median(s.p99_ms for s in slices),
         "p99_max_ms": max(s.p99_ms for s in slices),
+        "cpu_us": statistics.median(s.cpu_us for s in slices),
         "errors": sum(s.errors + s.socket_errors for s in slices),
         "requests": sum(s.requests for s in slices),
         "last_bad": max(s.last_bad for s in slices),
@@ -500,8 +527,8 @@ def main() -> int:
         conf = nginx_conf(work / "nginx", ng_port, up_port, os.cpu_count() or 1)
         ng = procs.start("nginx", [args.nginx, "-c", str(conf), "-p", str(work / "nginx")])
         wait_port(ng_port, ng, "nginx")
-        upstream = Target("upstream direct", up_port, "/app")
-        nginx = Target("nginx proxy_pass -> upstream", ng_port, "/app")
+        upstream = Target("upstream direct", up_port, "/app", pid=up.pid)
+        nginx = Target("nginx proxy_pass -> upstream", ng_port, "/app", pid=ng.pid)
         ceiling = None
 
         results = {"machine": info, "settings": {
@@ -532,25 +559,25 @@ def main() -> int:
                 c = procs.start("ceiling", [str(args.bin_dir / "examples" / "ceiling"),
                                             f"127.0.0.1:{ceil_port}", "--body", str(work / "page.html")])
                 wait_port(ceil_port, c, "the actix ceiling")
-                ceiling = Target("actix ceiling (same page)", ceil_port, "/")
+                ceiling = Target("actix ceiling (same page)", ceil_port, "/", pid=c.pid)
 
             tag = backend
             rows = []
             if "existing" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: handshake, existing user", Target(
-                    "handshake existing", port, template_path, 303,
+                    "handshake existing", port, template_path, 303, pid=gw.pid,
                     tokens=TokenMaker(args, work, f"{tag}-existing", TEMPLATE_WB, users, 30000)), ceiling, 0.30))
             if "provision" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: handshake, new user", Target(
-                    "handshake provisioning", port, template_path, 303,
+                    "handshake provisioning", port, template_path, 303, pid=gw.pid,
                     tokens=TokenMaker(args, work, f"{tag}-new", TEMPLATE_WB, None, 3000)), ceiling, 0.10))
             if "template" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: session, template workbook", Target(
-                    "session template", port, template_path, 200, cookie=template_cookie), ceiling, 0.70))
+                    "session template", port, template_path, 200, cookie=template_cookie, pid=gw.pid), ceiling, 0.70))
             if "upstream" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: session, upstream workbook", Target(
                     "session upstream", port, f"/embed/workbooks/{UPSTREAM_WB}", 200,
-                    cookie=upstream_cookie), nginx, 0.80))
+                    cookie=upstream_cookie, pid=gw.pid), nginx, 0.80))
 
             if args.profile:
                 profile(args, work, gw, rows)
@@ -618,8 +645,8 @@ def print_table(results: dict) -> None:
     print(f"wrk -t{s['threads']} -c{s['connections']}, {s['slices']} slices of {s['slice_secs']:g} s per row, "
           "each alternating with its reference; figures are medians over slices")
     print()
-    print("| row | req/s | p50 ms | p99 ms | errors | ratio (median of slices) | vs | target |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| row | req/s | p50 ms | p99 ms | errors | CPU µs/req | ratio (median of slices) | vs | target |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for r in results["rows"]:
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
         goal = ""
@@ -628,6 +655,7 @@ def print_table(results: dict) -> None:
             goal = f"≥ {r['goal']:.2f}, p99 < 10 ms: {'met' if met else 'NOT met'}"
         errors = f"{r['errors']}" + (f" (last {r['last_bad']})" if r["last_bad"] else "")
         print(f"| {r['row']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {errors} | "
+              f"{r.get('cpu_us', 0):.1f} | "
               f"{ratio} | {r['vs'] or ''} | {goal} |")
     print()
 
