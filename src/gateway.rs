@@ -80,8 +80,7 @@ impl Gateway {
             jti: JtiLedger::start(recorder),
             sessions: SessionCodec::new(keys.session.clone()),
             content: Content::new(&config.content.templates_dir, &config.content.data_dir),
-            upstream: UpstreamClient::new(&config.content)
-                .context("building the upstream HTTP client")?,
+            upstream: UpstreamClient::new(&config).context("building the upstream HTTP client")?,
             assertions: AssertionSigner::new(&config.server.public_url),
             limiter: FailureLimiter::new(config.limits.failed_handshakes_per_minute),
             metrics: Metrics::default(),

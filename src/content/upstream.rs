@@ -5,12 +5,17 @@
 //! `X-Forwarded-Host` or an absolute request line never change it, and
 //! dot-segments that would climb out of the source's path are refused.
 
+use std::borrow::Cow;
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use url::Url;
 
-use crate::config::ContentConfig;
+use crate::config::Config;
+
+/// Above this many parsed source URLs, the cache of them starts over.
+const MAX_CACHED_BASES: usize = 10_000;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 const HOP_BY_HOP: &[&str] = &[
@@ -46,11 +51,21 @@ pub fn connection_listed<'a>(values: impl Iterator<Item = &'a str>) -> Vec<Strin
         .collect()
 }
 
+/// `name` in lower case, without a copy when it already is (header names
+/// from actix and reqwest always are).
+fn lower_case(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// May this request header be forwarded to the upstream?
 pub fn forward_request_header(name: &str, connection: &[String]) -> bool {
-    let name = name.to_ascii_lowercase();
-    !HOP_BY_HOP.contains(&name.as_str())
-        && !connection.contains(&name)
+    let name = lower_case(name);
+    !HOP_BY_HOP.contains(&name.as_ref())
+        && !connection.iter().any(|c| *c == name)
         && !is_private_request_header(&name)
 }
 
@@ -58,11 +73,11 @@ pub fn forward_request_header(name: &str, connection: &[String]) -> bool {
 /// dropped (the upstream never sets cookies in the customer's browser), and
 /// the gateway sets its own caching and framing headers.
 pub fn forward_response_header(name: &str, connection: &[String]) -> bool {
-    let name = name.to_ascii_lowercase();
-    !HOP_BY_HOP.contains(&name.as_str())
-        && !connection.contains(&name)
+    let name = lower_case(name);
+    !HOP_BY_HOP.contains(&name.as_ref())
+        && !connection.iter().any(|c| *c == name)
         && !matches!(
-            name.as_str(),
+            name.as_ref(),
             "set-cookie" | "set-cookie2" | "cache-control" | "referrer-policy" | "content-length"
         )
 }
@@ -78,38 +93,31 @@ fn has_dot_segment(raw: &str) -> bool {
 }
 
 /// The upstream URL for `sub_path` (raw, as the browser sent it) and a
-/// query (without the token): `url` itself, or `url` + `/` + `sub_path`.
-pub fn target_url(base: &str, sub_path: &str, query: &str) -> Result<String, String> {
+/// query (without the token): `base` itself, or `base` + `/` + `sub_path`.
+pub fn target_url(base: &Url, sub_path: &str, query: &str) -> Result<Url, String> {
     if sub_path.contains('\\') || sub_path.to_ascii_lowercase().contains("%5c") {
         return Err("back-slashes are not allowed in workbook paths".into());
     }
     if has_dot_segment(sub_path) {
         return Err("'.' and '..' are not allowed in workbook paths".into());
     }
-    let mut url = base.trim_end_matches('/').to_owned();
+    let base_path = base.path().trim_end_matches('/');
+    let mut path = base_path.to_owned();
     if !sub_path.is_empty() {
-        url.push('/');
-        url.push_str(sub_path);
-    } else if base.ends_with('/') {
-        url.push('/');
+        path.push('/');
+        path.push_str(sub_path);
+    } else if base.path().ends_with('/') {
+        path.push('/');
     }
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(query);
-    }
-    // The result must still be under the base (parsing would resolve any
-    // dot-segment we missed).
-    let parsed = url::Url::parse(&url).map_err(|e| format!("not a valid URL: {e}"))?;
-    let base_parsed =
-        url::Url::parse(base).map_err(|e| format!("the source URL is invalid: {e}"))?;
-    if parsed.origin() != base_parsed.origin()
-        || !parsed
-            .path()
-            .starts_with(base_parsed.path().trim_end_matches('/'))
-    {
+    let mut url = base.clone();
+    url.set_path(&path);
+    url.set_query(Some(query).filter(|q| !q.is_empty()));
+    // The result must still be under the base (setting the path resolves
+    // any dot-segment we missed).
+    if !url.path().starts_with(base_path) {
         return Err("the path leaves the workbook's upstream".into());
     }
-    Ok(parsed.to_string())
+    Ok(url)
 }
 
 /// Rewrites an upstream `Location` that points inside the workbook's source
@@ -134,6 +142,11 @@ pub fn rewrite_location(location: &str, base: &str, workbook_path: &str) -> Stri
 #[derive(Debug)]
 pub struct UpstreamClient {
     clients: DashMap<ThreadId, reqwest::Client>,
+    /// Workbook source URLs, parsed once rather than on every request.
+    bases: DashMap<String, Url>,
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host`: the gateway's public URL's.
+    pub forwarded_proto: String,
+    pub forwarded_host: String,
     connect_timeout: Duration,
     /// Until the response head arrives.
     pub timeout: Duration,
@@ -141,16 +154,39 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(config: &ContentConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let public = Url::parse(&config.server.public_url).ok();
+        let content = &config.content;
         let upstream = UpstreamClient {
             clients: DashMap::new(),
-            connect_timeout: Duration::from_secs(config.upstream_connect_timeout_secs),
-            timeout: Duration::from_secs(config.upstream_timeout_secs),
-            max_request_body: config.max_request_body_bytes,
+            bases: DashMap::new(),
+            forwarded_proto: public.as_ref().map_or("http", |u| u.scheme()).to_owned(),
+            forwarded_host: public
+                .as_ref()
+                .and_then(|u| u.host_str())
+                .unwrap_or("")
+                .to_owned(),
+            connect_timeout: Duration::from_secs(content.upstream_connect_timeout_secs),
+            timeout: Duration::from_secs(content.upstream_timeout_secs),
+            max_request_body: content.max_request_body_bytes,
         };
         // Fails at start, not on the first request, if it cannot be built.
         upstream.client()?;
         Ok(upstream)
+    }
+
+    /// [`target_url`] under the source URL `base`, parsed once per source.
+    pub fn target(&self, base: &str, sub_path: &str, query: &str) -> Result<Url, String> {
+        if let Some(parsed) = self.bases.get(base) {
+            return target_url(&parsed, sub_path, query);
+        }
+        let parsed = Url::parse(base).map_err(|e| format!("the source URL is invalid: {e}"))?;
+        let target = target_url(&parsed, sub_path, query);
+        if self.bases.len() >= MAX_CACHED_BASES {
+            self.bases.clear();
+        }
+        self.bases.insert(base.to_owned(), parsed);
+        target
     }
 
     /// This thread's client.
@@ -176,28 +212,50 @@ impl UpstreamClient {
 mod tests {
     use super::*;
 
+    fn target(base: &str, sub_path: &str, query: &str) -> Result<String, String> {
+        target_url(&Url::parse(base).unwrap(), sub_path, query).map(String::from)
+    }
+
     #[test]
-    fn sub_paths_join_without_double_slashes() {
-        assert_eq!(
-            target_url("http://u:9/app", "", "").unwrap(),
-            "http://u:9/app"
-        );
-        assert_eq!(
-            target_url("http://u:9/app/", "", "").unwrap(),
-            "http://u:9/app/"
-        );
-        assert_eq!(
-            target_url("http://u:9/app", "a/b", "x=1").unwrap(),
-            "http://u:9/app/a/b?x=1"
-        );
-        assert_eq!(
-            target_url("http://u:9/app/", "a", "").unwrap(),
-            "http://u:9/app/a"
-        );
-        assert_eq!(
-            target_url("http://u:9/app", "a%2Fb", "").unwrap(),
-            "http://u:9/app/a%2Fb"
-        );
+    fn sub_paths_join_without_double_slashes_and_stay_paths() {
+        for (base, sub_path, query, expected) in [
+            ("http://u:9/app", "", "", "http://u:9/app"),
+            ("http://u:9/app/", "", "", "http://u:9/app/"),
+            ("http://u:9/app", "a/b", "x=1", "http://u:9/app/a/b?x=1"),
+            ("http://u:9/app/", "a", "", "http://u:9/app/a"),
+            ("http://u:9/app", "a%2Fb", "", "http://u:9/app/a%2Fb"),
+            // Query and fragment characters in a sub-path stay in the path.
+            (
+                "http://u:9/app",
+                "a%3Fb%23c",
+                "x=1",
+                "http://u:9/app/a%3Fb%23c?x=1",
+            ),
+            ("http://u:9/app", "a?b#c", "", "http://u:9/app/a%3Fb%23c"),
+        ] {
+            assert_eq!(
+                target(base, sub_path, query).unwrap(),
+                expected,
+                "{sub_path}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_source_url_is_parsed_on_its_own_and_invalid_ones_are_refused() {
+        let mut config = Config::default();
+        config.server.public_url = "https://embed.example.com/".into();
+        let upstream = UpstreamClient::new(&config).unwrap();
+        assert_eq!(upstream.forwarded_proto, "https");
+        assert_eq!(upstream.forwarded_host, "embed.example.com");
+        for _ in 0..2 {
+            let a = upstream.target("http://a:1/x", "p", "q=1").unwrap();
+            let b = upstream.target("http://b:2/y/", "", "").unwrap();
+            assert_eq!(a.as_str(), "http://a:1/x/p?q=1");
+            assert_eq!(b.as_str(), "http://b:2/y/");
+            assert!(upstream.target("not a url", "p", "").is_err());
+            assert!(upstream.target("http://a:1/x", "..", "").is_err());
+        }
     }
 
     #[test]
@@ -212,7 +270,7 @@ mod tests {
             "a\\..\\b",
             "a%5c..%5cb",
         ] {
-            assert!(target_url("http://u:9/app", bad, "").is_err(), "{bad}");
+            assert!(target("http://u:9/app", bad, "").is_err(), "{bad}");
         }
     }
 

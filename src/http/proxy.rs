@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use crate::content::assertion::AssertionInput;
 use crate::content::upstream::{
     connection_listed, forward_request_header, forward_response_header, rewrite_location,
-    target_url,
 };
 use crate::embed::{Authorized, EmbedQuery, denial};
 use crate::error::{ErrorCode, Problem};
@@ -108,8 +107,10 @@ pub async fn forward(
     {
         return Err(denial(ErrorCode::AccessDenied));
     }
-    let target = target_url(base, sub_path, &query.without_token).map_err(Problem::not_found)?;
     let upstream = &gw.upstream;
+    let target = upstream
+        .target(base, sub_path, &query.without_token)
+        .map_err(Problem::not_found)?;
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -146,7 +147,7 @@ pub async fn forward(
         tracing::error!(error = %e, "building the upstream client failed");
         Problem::internal()
     })?;
-    let mut out = client.request(reqwest_method, &target);
+    let mut out = client.request(reqwest_method, target);
     let connection = connection_listed(
         req.headers()
             .get_all(header::CONNECTION)
@@ -157,20 +158,13 @@ pub async fn forward(
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
-    let public = url::Url::parse(&gw.config.server.public_url).ok();
     out = out
         .header(
             "x-forwarded-for",
             client_addr(req, &gw.config.limits.trusted_proxies).to_string(),
         )
-        .header(
-            "x-forwarded-proto",
-            public.as_ref().map_or("http", |u| u.scheme()),
-        )
-        .header(
-            "x-forwarded-host",
-            public.as_ref().and_then(|u| u.host_str()).unwrap_or(""),
-        )
+        .header("x-forwarded-proto", &upstream.forwarded_proto)
+        .header("x-forwarded-host", &upstream.forwarded_host)
         .header(ASSERTION_HEADER, &*assertion);
     if has_body(req) {
         out = out.body(stream_body(payload, upstream.max_request_body));
