@@ -852,21 +852,33 @@ async fn concurrent_first_handshakes_for_one_new_email_on_two_instances_create_o
 // Database outage
 // ---------------------------------------------------------------------------
 
+/// One seeded instance whose database connections go through a proxy the
+/// test can cut or stall (`None` without PostgreSQL). Keep every part alive
+/// for the test's length.
+async fn seeded_node_behind_a_proxy(
+    test: &str,
+) -> Option<(TestDb, PgProxy, TestApp, tempfile::TempDir)> {
+    let db = TestDb::create(test).await?;
+    let keys = tempfile::tempdir().unwrap();
+    let proxy = PgProxy::start(db.server_addr()).await;
+    let app = node(&db.url_through(proxy.port), keys.path()).await;
+    seed(&app).await;
+    Some((db, proxy, app, keys))
+}
+
 /// A server that accepts connections and never answers (hung, or packets
 /// dropped on the way): the `jti` ledger's own connection is cut, and a new
 /// one cannot be made. Handshakes must get `503` after the connect timeout
 /// (5 s), not wait forever. The 30 s bound only tells a hang from an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_the_database_stops_answering_handshakes_get_503_not_a_hang() {
-    let Some(db) =
-        TestDb::create("when_the_database_stops_answering_handshakes_get_503_not_a_hang").await
+    let Some((_db, proxy, app, _keys)) = seeded_node_behind_a_proxy(
+        "when_the_database_stops_answering_handshakes_get_503_not_a_hang",
+    )
+    .await
     else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let proxy = PgProxy::start(db.server_addr()).await;
-    let app = node(&db.url_through(proxy.port), keys.path()).await;
-    seed(&app).await;
     // The batch writers now hold their connection.
     app.open(&app.token().email("before@acme.example").sign(), "sales")
         .await;
@@ -898,17 +910,13 @@ async fn when_the_database_stops_answering_handshakes_get_503_not_a_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn while_the_database_is_unreachable_readyz_and_handshakes_answer_503_and_nothing_is_half_written()
  {
-    let Some(db) = TestDb::create(
+    let Some((db, proxy, app, _keys)) = seeded_node_behind_a_proxy(
         "while_the_database_is_unreachable_readyz_and_handshakes_answer_503_and_nothing_is_half_written",
     )
     .await
     else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let proxy = PgProxy::start(db.server_addr()).await;
-    let app = node(&db.url_through(proxy.port), keys.path()).await;
-    seed(&app).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     let email = "outage@acme.example";
