@@ -212,6 +212,31 @@ async fn an_unknown_sub_path_is_not_found() {
     }
 }
 
+/// Addresses under `/embed/workbooks` without a workbook id are split by
+/// the gateway itself (not by a route pattern): they are `404 not_found`,
+/// and a token in their query is neither checked nor consumed.
+#[tokio::test]
+async fn an_embed_address_without_a_workbook_id_is_not_found_and_consumes_no_token() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let token = app.token().sign();
+    for path in [
+        "/embed/workbooks".to_owned(),
+        "/embed/workbooks/".to_owned(),
+        "/embed/workbooks//sales".to_owned(),
+        format!("/embed/workbooks/?jwt={token}"),
+        format!("/embed/workbooks//sales?jwt={token}"),
+        "/embed/elsewhere".to_owned(),
+    ] {
+        let res = app.get_json(&path).await;
+        assert!(res.headers().get("set-cookie").is_none(), "{path}");
+        assert_error(res, 404, "not_found").await;
+    }
+    // The token was not consumed: it still opens the workbook, once.
+    app.open(&token, "sales").await;
+    assert_error(app.handshake(&token, "sales").await, 401, "token_replayed").await;
+}
+
 #[tokio::test]
 async fn sessions_and_keys_survive_a_restart() {
     let app = spawn_app().await;
