@@ -378,7 +378,7 @@ fn session_claims() -> SessionClaims {
 
 fn session_validation(c: &mut Criterion) {
     let f = fixture();
-    let codec = SessionCodec::new(cookie::Key::generate());
+    let codec = SessionCodec::new(&cookie::Key::generate());
     let value = codec.seal(&session_claims());
     // As browsers send it: another cookie of the host page first.
     let header = format!("theme=dark; {COOKIE_NAME}={value}");
@@ -434,6 +434,7 @@ fn template_rendering(c: &mut Criterion) {
             content
                 .render_workbook_uncached(&source, &page)
                 .must("rendered")
+                .into()
         }
     };
     let html = render(None, false);

@@ -78,7 +78,7 @@ impl Gateway {
             feed,
             recorder: recorder.clone(),
             jti: JtiLedger::start(recorder),
-            sessions: SessionCodec::new(keys.session.clone()),
+            sessions: SessionCodec::new(&keys.session),
             content: Content::new(&config.content.templates_dir, &config.content.data_dir),
             upstream: UpstreamClient::new(&config).context("building the upstream HTTP client")?,
             assertions: AssertionSigner::new(&config.server.public_url),

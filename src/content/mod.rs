@@ -113,7 +113,7 @@ impl Content {
         &self,
         source: &WorkbookSource,
         page: &Page<'_>,
-    ) -> Result<String, Problem> {
+    ) -> Result<bytes::Bytes, Problem> {
         self.rendered
             .get_or_render(source, page, || self.render_workbook_uncached(source, page))
     }

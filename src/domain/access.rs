@@ -104,6 +104,11 @@ impl PermissionSet {
         Ok(set)
     }
 
+    /// The set as one byte, one bit a permission.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
     pub fn contains(self, p: Permission) -> bool {
         self.0 & p.bit() != 0
     }

@@ -40,9 +40,20 @@ pub fn denial(code: ErrorCode) -> Problem {
 pub struct Authorized {
     pub session: Session,
     pub workbook: Arc<WorkbookRecord>,
-    pub source: WorkbookSource,
+    /// The version asked for; [`Authorized::source`] is its source.
+    tag: Option<String>,
     pub decision: Decision,
     pub team_names: Vec<String>,
+}
+
+impl Authorized {
+    /// Where the workbook (at the tag asked for) comes from: borrowed from
+    /// the record rather than copied for every request.
+    pub fn source(&self) -> &WorkbookSource {
+        // The record is immutable and the tag was found in it before this
+        // was built, so the fallback is never taken.
+        source_for(&self.workbook, self.tag.as_deref()).unwrap_or(&self.workbook.source)
+    }
 }
 
 /// Checks a session request against the current in-memory policy. The
@@ -90,13 +101,13 @@ fn decide_session(
     let wb = state
         .workbook(workbook)
         .ok_or_else(|| SessionCheck::Invalid(denial(ErrorCode::AccessDenied)))?;
-    let source = source_for(wb, tag)
-        .cloned()
-        .ok_or_else(|| SessionCheck::Invalid(denial(ErrorCode::AccessDenied)))?;
+    if source_for(wb, tag).is_none() {
+        return Err(SessionCheck::Invalid(denial(ErrorCode::AccessDenied)));
+    }
     Ok(Authorized {
         team_names: state.team_names(&session.user.team_ids),
         workbook: Arc::clone(wb),
-        source,
+        tag: tag.map(str::to_owned),
         decision,
         session,
     })

@@ -15,7 +15,6 @@ use crate::domain::WorkbookSource;
 use crate::embed::{self, Authorized, EmbedQuery, HandshakeRequest, TokenParam};
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
-use crate::session::has_session_cookie;
 
 fn cookie_headers(req: &HttpRequest) -> impl Iterator<Item = &str> {
     req.headers()
@@ -50,13 +49,12 @@ fn workbook_id(path: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
 }
 
-/// The sub-path exactly as the browser sent it (still percent-encoded).
-fn raw_sub_path<'a>(req: &'a HttpRequest, workbook: &str) -> &'a str {
-    let prefix = crate::session::cookie_path(workbook);
-    req.path()
-        .strip_prefix(prefix.as_str())
-        .map(|rest| rest.strip_prefix('/').unwrap_or(rest))
-        .unwrap_or("")
+/// The sub-path exactly as the browser sent it (still percent-encoded):
+/// what follows the workbook id's segment and its slash.
+fn raw_sub_path(path: &str) -> &str {
+    path.strip_prefix("/embed/workbooks/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or("", |(_, sub)| sub)
 }
 
 /// Anything else under `/embed/`.
@@ -74,20 +72,10 @@ async fn serve(
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
-    let sub_path = raw_sub_path(&req, workbook);
+    let sub_path = raw_sub_path(req.path());
     let query = EmbedQuery::parse(req.query_string());
     if query.token != TokenParam::None {
         return handshake(&req, workbook, &query, &gw).await;
-    }
-    if !has_session_cookie(cookie_headers(&req)) {
-        return problem::negotiated(
-            &req,
-            &gw,
-            &Problem::new(
-                ErrorCode::TokenMissing,
-                "This embed URL has no token and there is no session. Open the workbook through a freshly signed embed URL.",
-            ),
-        );
     }
     let cookies: Vec<&str> = cookie_headers(&req).collect();
     match embed::authorize_session(&gw, &cookies, workbook, query.tag.as_deref()).await {
@@ -142,7 +130,7 @@ async fn content(
     let res = if let Some(api) = sub_path.strip_prefix("_api/") {
         directory_api(req, gw, auth, api, query)
     } else {
-        match &auth.source {
+        match auth.source() {
             WorkbookSource::Template { .. } => template_content(req, gw, auth, sub_path, query),
             WorkbookSource::Upstream { url } => {
                 return match super::proxy::forward(req, payload, gw, auth, url, sub_path, query)
@@ -182,7 +170,7 @@ fn template_content(
     };
     let user = &auth.session.user;
     let html = gw.content.render_workbook(
-        &auth.source,
+        auth.source(),
         &Page {
             user: TemplateUser::new(user, auth.team_names.clone()),
             workbook: &auth.workbook,
@@ -234,7 +222,22 @@ fn directory_api(
 
 #[cfg(test)]
 mod tests {
-    use super::workbook_id;
+    use super::{raw_sub_path, workbook_id};
+
+    #[test]
+    fn the_sub_path_is_everything_after_the_id_segment_still_encoded() {
+        for (path, sub) in [
+            ("/embed/workbooks/sales", ""),
+            ("/embed/workbooks/sales/", ""),
+            ("/embed/workbooks/sales/pages/q1", "pages/q1"),
+            ("/embed/workbooks/a%20b/pages/q1", "pages/q1"),
+            ("/embed/workbooks/sales//x", "/x"),
+            ("/embed/workbooks/sales/a%2Fb%3F", "a%2Fb%3F"),
+            ("/embed/other/x/y", ""),
+        ] {
+            assert_eq!(raw_sub_path(path), sub, "{path}");
+        }
+    }
 
     #[test]
     fn the_workbook_id_is_the_first_segment_decoded_as_web_path_decodes_it() {

@@ -14,6 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 
 use crate::gateway::Gateway;
+use crate::metrics::RequestKind;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -47,17 +48,17 @@ fn generate() -> String {
 }
 
 /// The kind of request, a low-cardinality label for latency metrics.
-fn kind(path: &str, query: &str) -> &'static str {
+fn kind(path: &str, query: &str) -> RequestKind {
     if path.starts_with("/embed/") {
         if query.contains("jwt=") {
-            "handshake"
+            RequestKind::Handshake
         } else {
-            "session"
+            RequestKind::Session
         }
     } else if path.starts_with("/admin/") {
-        "admin"
+        RequestKind::Admin
     } else {
-        "other"
+        RequestKind::Other
     }
 }
 
@@ -73,11 +74,16 @@ pub async fn middleware(
         .map_or_else(generate, str::to_owned);
     let started = Instant::now();
     let kind = kind(req.path(), req.query_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    req.extensions_mut().insert(Started(started));
+    // Sane ids are valid header values; the check is the header type's own.
+    let header = HeaderValue::from_str(&id).ok();
+    {
+        let mut extensions = req.extensions_mut();
+        extensions.insert(RequestId(id));
+        extensions.insert(Started(started));
+    }
     let gw = req.app_data::<web::Data<Gateway>>().cloned();
     let mut res = next.call(req).await?;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = header {
         res.headers_mut()
             .insert(HeaderName::from_static(HEADER), value);
     }

@@ -2,18 +2,23 @@
 //! every later request.
 //!
 //! The cookie is self-contained and signed (HMAC-SHA256 with the session
-//! key of `keys/`, through the `cookie` crate's signed jar), so any instance
-//! sharing `keys/` accepts it without a database read. It names the user,
+//! key of `keys/`), so any instance sharing `keys/` accepts it without a
+//! database read. Its value has the layout of the `cookie` crate's signed
+//! jar (the Base64 MAC, then the signed value), so either can read what the
+//! other wrote; the MAC is keyed once here rather than for every request,
+//! and a request's cookies are read without copying them into a jar. It names the user,
 //! client and workbook it was issued for, its expiry, and the user's session
 //! epoch: `revoke-sessions` bumps the epoch, which ends every older session
 //! at once. Deactivation, a deleted client or a deleted user end it too,
 //! because every request re-reads them from the in-memory policy.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use aws_lc_rs::hmac;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cookie::{Cookie, CookieJar, SameSite};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Problem};
@@ -41,17 +46,54 @@ pub struct SessionClaims {
     pub exp: i64,
 }
 
+/// [`SessionClaims`] as read on every request: the strings borrowed from
+/// the decoded cookie rather than copied (they are copied only when the
+/// claims must outlive it, see [`SessionCheck::Stale`]).
+#[derive(Deserialize)]
+struct ClaimsRef<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    uid: i64,
+    #[serde(borrow)]
+    em: Cow<'a, str>,
+    uv: i64,
+    #[serde(borrow)]
+    cid: Cow<'a, str>,
+    #[serde(borrow)]
+    wb: Cow<'a, str>,
+    ep: i64,
+    exp: i64,
+}
+
+impl ClaimsRef<'_> {
+    fn to_owned_claims(&self) -> SessionClaims {
+        SessionClaims {
+            sid: self.sid.clone().into_owned(),
+            uid: self.uid,
+            em: self.em.clone().into_owned(),
+            uv: self.uv,
+            cid: self.cid.clone().into_owned(),
+            wb: self.wb.clone().into_owned(),
+            ep: self.ep,
+            exp: self.exp,
+        }
+    }
+}
+
 /// A valid session with the current state of its user and client.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub claims: SessionClaims,
     pub user: Arc<UserRecord>,
     pub client: Arc<Client>,
 }
 
 pub struct SessionCodec {
-    key: cookie::Key,
+    /// HMAC-SHA256 with the session key (its padded key blocks computed once).
+    key: hmac::Key,
 }
+
+/// The Base64 (padded) MAC that starts a cookie value.
+const MAC_B64_LEN: usize = 44;
 
 impl std::fmt::Debug for SessionCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,28 +114,37 @@ pub fn cookie_path(workbook: &str) -> String {
 }
 
 impl SessionCodec {
-    pub fn new(key: cookie::Key) -> Self {
-        SessionCodec { key }
+    pub fn new(key: &cookie::Key) -> Self {
+        SessionCodec {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key.signing()),
+        }
     }
 
-    /// The signed cookie value for `claims`.
+    /// The signed cookie value for `claims`: the Base64 MAC of the payload,
+    /// then the payload (the Base64url JSON of the claims).
     pub fn seal(&self, claims: &SessionClaims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-        let mut jar = CookieJar::new();
-        jar.signed_mut(&self.key)
-            .add(Cookie::new(COOKIE_NAME, payload));
-        jar.get(COOKIE_NAME)
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default()
+        let mut value = STANDARD.encode(hmac::sign(&self.key, payload.as_bytes()));
+        value.push_str(&payload);
+        value
     }
 
-    /// The claims of a cookie value, if its signature holds.
+    /// The claims of a cookie value, if its MAC holds.
     pub fn open(&self, value: &str) -> Option<SessionClaims> {
-        let mut jar = CookieJar::new();
-        jar.add_original(Cookie::new(COOKIE_NAME, value.to_owned()));
-        let verified = jar.signed(&self.key).get(COOKIE_NAME)?;
-        let json = URL_SAFE_NO_PAD.decode(verified.value()).ok()?;
-        serde_json::from_slice(&json).ok()
+        serde_json::from_slice(&self.verified_payload(value)?).ok()
+    }
+
+    /// The JSON a cookie value carries, if its MAC holds (compared in
+    /// constant time by `aws-lc-rs`).
+    fn verified_payload(&self, value: &str) -> Option<Vec<u8>> {
+        if !value.is_char_boundary(MAC_B64_LEN) {
+            return None;
+        }
+        let (mac_b64, payload) = value.split_at(MAC_B64_LEN);
+        let mut tag = [0u8; 33];
+        let len = STANDARD.decode_slice(mac_b64, &mut tag).ok()?;
+        hmac::verify(&self.key, payload.as_bytes(), &tag[..len]).ok()?;
+        URL_SAFE_NO_PAD.decode(payload).ok()
     }
 
     /// The `Set-Cookie` header value for a new session.
@@ -113,7 +164,7 @@ impl SessionCodec {
     ///
     /// `cookie_headers` are the raw `Cookie` header values. Among several
     /// `embedgate_session` cookies, the first valid one for this workbook
-    /// wins. A cookie newer than this instance's view of its user or client
+    /// wins; without any, [`SessionCheck::Missing`]. A cookie newer than this instance's view of its user or client
     /// (issued by another instance whose change has not arrived yet) is
     /// [`SessionCheck::Stale`]: reload them and check again.
     pub fn validate<'a>(
@@ -123,7 +174,7 @@ impl SessionCodec {
         workbook: &str,
         now: i64,
     ) -> Result<Session, SessionCheck> {
-        let mut last_error = SessionCheck::Invalid(invalid("cookie is missing"));
+        let mut last_error = SessionCheck::Missing;
         for header in cookie_headers {
             for cookie in Cookie::split_parse(header).flatten() {
                 if cookie.name() != COOKIE_NAME {
@@ -147,8 +198,10 @@ impl SessionCodec {
         now: i64,
     ) -> Result<Session, SessionCheck> {
         let bad = |why| SessionCheck::Invalid(invalid(why));
-        let claims = self
-            .open(value)
+        let json = self.verified_payload(value);
+        let claims: ClaimsRef<'_> = json
+            .as_deref()
+            .and_then(|json| serde_json::from_slice(json).ok())
             .ok_or_else(|| bad("cookie is not valid (tampered or from another gateway)"))?;
         if claims.wb != workbook {
             return Err(bad("belongs to another workbook"));
@@ -157,7 +210,7 @@ impl SessionCodec {
             return Err(bad("has expired"));
         }
         let (Some(client), Some(user)) = (state.client(&claims.cid), state.user(claims.uid)) else {
-            return Err(SessionCheck::Stale(Box::new(claims)));
+            return Err(SessionCheck::Stale(Box::new(claims.to_owned_claims())));
         };
         if !client.is_active() {
             return Err(bad(
@@ -168,10 +221,9 @@ impl SessionCodec {
             return Err(bad("was revoked"));
         }
         if user.session_epoch < claims.ep || user.updated_at < claims.uv {
-            return Err(SessionCheck::Stale(Box::new(claims)));
+            return Err(SessionCheck::Stale(Box::new(claims.to_owned_claims())));
         }
         Ok(Session {
-            claims,
             user: Arc::clone(user),
             client: Arc::clone(client),
         })
@@ -181,6 +233,8 @@ impl SessionCodec {
 /// Why a session cookie was not accepted.
 #[derive(Debug, Clone)]
 pub enum SessionCheck {
+    /// The request carries no session cookie at all.
+    Missing,
     /// Refused: expired, tampered, revoked, for another workbook…
     Invalid(Problem),
     /// Issued with a newer view of its user or client than this instance
@@ -193,6 +247,10 @@ impl SessionCheck {
     /// that no longer exists.
     pub fn into_problem(self) -> Problem {
         match self {
+            SessionCheck::Missing => Problem::new(
+                ErrorCode::TokenMissing,
+                "This embed URL has no token and there is no session. Open the workbook through a freshly signed embed URL.",
+            ),
             SessionCheck::Invalid(p) => p,
             SessionCheck::Stale(_) => {
                 invalid("belongs to a user or an embed client that no longer exists")
@@ -201,21 +259,12 @@ impl SessionCheck {
     }
 }
 
-/// Does a request carry a session cookie at all (valid or not)?
-pub fn has_session_cookie<'a>(mut cookie_headers: impl Iterator<Item = &'a str>) -> bool {
-    cookie_headers.any(|h| {
-        Cookie::split_parse(h)
-            .flatten()
-            .any(|c| c.name() == COOKIE_NAME)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn codec() -> SessionCodec {
-        SessionCodec::new(cookie::Key::generate())
+        SessionCodec::new(&cookie::Key::generate())
     }
 
     fn claims() -> SessionClaims {
@@ -237,6 +286,71 @@ mod tests {
         let value = c.seal(&claims());
         assert_eq!(c.open(&value), Some(claims()));
         assert_eq!(codec().open(&value), None);
+    }
+
+    /// The value layout is the `cookie` crate's signed jar's, so instances
+    /// on either side of this change (a rolling upgrade) read each other's
+    /// cookies.
+    #[test]
+    fn values_are_interchangeable_with_the_cookie_crates_signed_jar() {
+        use cookie::CookieJar;
+        let key = cookie::Key::generate();
+        let c = SessionCodec::new(&key);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&key)
+            .add(Cookie::new(COOKIE_NAME, payload.clone()));
+        let from_jar = jar.get(COOKIE_NAME).unwrap().value().to_owned();
+        assert_eq!(c.open(&from_jar), Some(claims()));
+        assert_eq!(c.seal(&claims()), from_jar, "the same MAC and layout");
+
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new(COOKIE_NAME, c.seal(&claims())));
+        let verified = jar.signed(&key).get(COOKIE_NAME).unwrap();
+        assert_eq!(verified.value(), payload);
+    }
+
+    #[test]
+    fn a_value_is_refused_when_its_mac_is_cut_padded_or_not_base64() {
+        let c = codec();
+        let value = c.seal(&claims());
+        let (mac, payload) = value.split_at(MAC_B64_LEN);
+        for bad in [
+            // The MAC of nothing, then the payload: the lengths differ.
+            format!("{}{payload}", &mac[..MAC_B64_LEN - 4]),
+            format!("{mac}={payload}"),
+            format!("{}!{payload}", &mac[..MAC_B64_LEN - 1]),
+            // A multi-byte character across the MAC's end.
+            format!("{}é{payload}", &mac[..MAC_B64_LEN - 1]),
+            mac.to_owned(),
+        ] {
+            assert_eq!(c.open(&bad), None, "{bad}");
+        }
+    }
+
+    /// Strings are borrowed from the cookie when they hold no escapes, and
+    /// unescaped into their own copy when they do: either way, the same claims.
+    #[test]
+    fn claims_read_without_copies_equal_the_sealed_ones_escapes_included() {
+        for em in [
+            "ana@acme.example",
+            "an\"a\\@acme.example",
+            "zoë@acme.example",
+        ] {
+            let sealed = SessionClaims {
+                em: em.to_owned(),
+                ..claims()
+            };
+            let json = serde_json::to_vec(&sealed).unwrap();
+            let read: ClaimsRef<'_> = serde_json::from_slice(&json).unwrap();
+            assert_eq!(read.to_owned_claims(), sealed);
+            assert_eq!(
+                matches!(read.em, Cow::Borrowed(_)),
+                !em.contains('\\'),
+                "{em}"
+            );
+        }
     }
 
     #[test]
