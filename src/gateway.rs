@@ -18,7 +18,7 @@ use crate::policy::{Change, Policy, WriteGuard};
 use crate::ratelimit::FailureLimiter;
 use crate::session::SessionCodec;
 use crate::store::feed::ChangeFeed;
-use crate::store::{Store, StoreResult};
+use crate::store::{Store, StoreResult, UserRecord};
 use crate::token::TimeRules;
 
 pub struct Gateway {
@@ -100,12 +100,25 @@ impl Gateway {
         for change in changes {
             self.policy.refresh(&self.store, guard, change).await?;
         }
+        self.announce(changes).await;
+        Ok(())
+    }
+
+    /// [`Gateway::changed`] for a user just created, whose record the
+    /// caller already has: no read back from the database.
+    pub async fn user_created(&self, guard: &WriteGuard<'_>, record: UserRecord) {
+        let change = [Change::User(record.id)];
+        self.policy.put_user(guard, record);
+        self.announce(&change).await;
+    }
+
+    /// Tells the other instances what changed.
+    async fn announce(&self, changes: &[Change]) {
         if let Err(e) = self.feed.publish(&self.store, changes).await {
             // The write is committed; instances that missed it catch up
             // when their feed reconnects. Say so, but do not fail.
             tracing::warn!(error = %e, "announcing a change to other instances failed");
         }
-        Ok(())
     }
 
     /// Housekeeping, run every minute: forgets `jti`s whose tokens can no

@@ -272,10 +272,10 @@ async fn apply(
                 .map_err(store_problem)?
             {
                 Some(id) => {
-                    gw.changed(&guard, &[Change::User(id)])
-                        .await
-                        .map_err(store_problem)?;
                     let teams = gw.policy.read().team_names(&fields.team_ids);
+                    let account_type = fields.account_type.clone();
+                    gw.user_created(&guard, fields.into_new_record(id, now_ms))
+                        .await;
                     record_user_event(
                         gw,
                         req,
@@ -285,7 +285,7 @@ async fn apply(
                         format!(
                             "embed user created; teams: {}; account_type: {}",
                             teams.join(", "),
-                            fields.account_type
+                            account_type
                         ),
                     );
                     return Ok(id);

@@ -20,7 +20,7 @@ pub use settings::{CompanySeparation, CompanySeparationPatch, Settings, Settings
 pub use state::{Client, PolicyState};
 
 use crate::domain::{GrantId, TeamId, UserId, WorkspaceId};
-use crate::store::{GrantFilter, GrantTarget, Store, StoreError, StoreResult};
+use crate::store::{GrantFilter, GrantTarget, Store, StoreError, StoreResult, UserRecord};
 
 /// Something that changed in the database and must be reloaded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -145,6 +145,15 @@ impl Policy {
     /// Serialises "write to the database, then refresh memory".
     pub async fn write_lock(&self) -> WriteGuard<'_> {
         WriteGuard(self.writer.lock().await)
+    }
+
+    /// Puts a user just written by the holder of the write lock, as the
+    /// database now has it (see [`UserFields::into_new_record`]), sparing
+    /// [`PolicyStore::refresh`]'s read.
+    ///
+    /// [`UserFields::into_new_record`]: crate::store::UserFields::into_new_record
+    pub fn put_user(&self, _guard: &WriteGuard<'_>, record: UserRecord) {
+        self.write().put_user(record.id, Some(record));
     }
 
     /// Reloads what `change` names from the database into memory.

@@ -104,6 +104,33 @@ pub struct UserFields {
     pub team_ids: Vec<TeamId>,
 }
 
+impl UserFields {
+    /// The user [`Store::insert_user`](super::Store::insert_user) writes
+    /// with these fields as `id` at `now`, as reading it back would give it
+    /// (the store suite checks that on both backends): what a first
+    /// handshake puts into the policy without a read.
+    pub fn into_new_record(self, id: UserId, now: i64) -> UserRecord {
+        let mut team_ids = self.team_ids;
+        team_ids.sort_unstable();
+        UserRecord {
+            id,
+            email: self.email,
+            kind: self.kind,
+            status: self.status,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            account_type: self.account_type,
+            attributes: self.attributes,
+            client_id: self.client_id,
+            session_epoch: 0,
+            team_ids,
+            created_at: now,
+            updated_at: now,
+            last_seen_at: None,
+        }
+    }
+}
+
 impl UserRecord {
     pub fn fields(&self) -> UserFields {
         UserFields {

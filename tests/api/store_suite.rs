@@ -335,6 +335,8 @@ async fn users(store: &Store) {
     ana.attributes.insert("company".into(), "acme".into());
     let ana_id = store.insert_user(&ana, T).await.unwrap().unwrap();
     let got = store.get_user(ana_id).await.unwrap().unwrap();
+    // What a first handshake puts into the policy without reading it back.
+    assert_eq!(ana.clone().into_new_record(ana_id, T), got);
     assert_eq!(got.email.as_str(), "ana@acme.example");
     assert_eq!(got.team_ids, [a.min(b), a.max(b)]);
     assert_eq!(got.first_name.as_deref(), Some("Ana"));
