@@ -61,12 +61,16 @@ fn lower_case(name: &str) -> Cow<'_, str> {
     }
 }
 
+/// Neither hop-by-hop nor named in the message's `Connection` header: a
+/// header that may cross the gateway at all, in either direction.
+fn end_to_end(name: &str, connection: &[String]) -> bool {
+    !HOP_BY_HOP.contains(&name) && !connection.iter().any(|c| c == name)
+}
+
 /// May this request header be forwarded to the upstream?
 pub fn forward_request_header(name: &str, connection: &[String]) -> bool {
     let name = lower_case(name);
-    !HOP_BY_HOP.contains(&name.as_ref())
-        && !connection.iter().any(|c| *c == name)
-        && !is_private_request_header(&name)
+    end_to_end(&name, connection) && !is_private_request_header(&name)
 }
 
 /// May this upstream response header be passed to the browser? Cookies are
@@ -74,8 +78,7 @@ pub fn forward_request_header(name: &str, connection: &[String]) -> bool {
 /// the gateway sets its own caching and framing headers.
 pub fn forward_response_header(name: &str, connection: &[String]) -> bool {
     let name = lower_case(name);
-    !HOP_BY_HOP.contains(&name.as_ref())
-        && !connection.iter().any(|c| *c == name)
+    end_to_end(&name, connection)
         && !matches!(
             name.as_ref(),
             "set-cookie" | "set-cookie2" | "cache-control" | "referrer-policy" | "content-length"

@@ -15,6 +15,7 @@ use crate::domain::WorkbookSource;
 use crate::embed::{self, Authorized, EmbedQuery, HandshakeRequest, TokenParam};
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
+use crate::metrics::RequestKind;
 
 fn cookie_headers(req: &HttpRequest) -> impl Iterator<Item = &str> {
     req.headers()
@@ -75,6 +76,7 @@ async fn serve(
     let sub_path = raw_sub_path(req.path());
     let query = EmbedQuery::parse(req.query_string());
     if query.token != TokenParam::None {
+        req.extensions_mut().insert(RequestKind::Handshake);
         return handshake(&req, workbook, &query, &gw).await;
     }
     let cookies: Vec<&str> = cookie_headers(&req).collect();

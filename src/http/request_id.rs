@@ -47,14 +47,14 @@ fn generate() -> String {
     format!("{:016x}", KEYS.get_or_init(RandomState::new).hash_one(n))
 }
 
-/// The kind of request, a low-cardinality label for latency metrics.
-fn kind(path: &str, query: &str) -> RequestKind {
+/// The kind of request by its path, a low-cardinality label for latency
+/// metrics. Whether an embed request is a handshake is the embed handler's
+/// to say, from the query it parses (it marks the request with
+/// [`RequestKind::Handshake`]); until it does, an embed request is a session
+/// request.
+fn kind(path: &str) -> RequestKind {
     if path.starts_with("/embed/") {
-        if query.contains("jwt=") {
-            RequestKind::Handshake
-        } else {
-            RequestKind::Session
-        }
+        RequestKind::Session
     } else if path.starts_with("/admin/") {
         RequestKind::Admin
     } else {
@@ -73,7 +73,7 @@ pub async fn middleware(
         .filter(|v| is_sane(v))
         .map_or_else(generate, str::to_owned);
     let started = Instant::now();
-    let kind = kind(req.path(), req.query_string());
+    let kind = kind(req.path());
     // Sane ids are valid header values; the check is the header type's own.
     let header = HeaderValue::from_str(&id).ok();
     {
@@ -83,6 +83,12 @@ pub async fn middleware(
     }
     let gw = req.app_data::<web::Data<Gateway>>().cloned();
     let mut res = next.call(req).await?;
+    let kind = res
+        .request()
+        .extensions()
+        .get::<RequestKind>()
+        .copied()
+        .unwrap_or(kind);
     if let Some(value) = header {
         res.headers_mut()
             .insert(HeaderName::from_static(HEADER), value);

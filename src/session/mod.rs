@@ -6,11 +6,12 @@
 //! database read. Its value has the layout of the `cookie` crate's signed
 //! jar (the Base64 MAC, then the signed value), so either can read what the
 //! other wrote; the MAC is keyed once here rather than for every request,
-//! and a request's cookies are read without copying them into a jar. It names the user,
-//! client and workbook it was issued for, its expiry, and the user's session
-//! epoch: `revoke-sessions` bumps the epoch, which ends every older session
-//! at once. Deactivation, a deleted client or a deleted user end it too,
-//! because every request re-reads them from the in-memory policy.
+//! and a request's cookies are read without copying them into a jar. It
+//! names the user, client and workbook it was issued for, its expiry, and
+//! the user's session epoch: `revoke-sessions` bumps the epoch, which ends
+//! every older session at once. Deactivation, a deleted client or a deleted
+//! user end it too, because every request re-reads them from the in-memory
+//! policy.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -80,6 +81,11 @@ impl ClaimsRef<'_> {
     }
 }
 
+/// The claims in a cookie's verified JSON: the one place it is decoded.
+fn read_claims(json: &[u8]) -> Option<ClaimsRef<'_>> {
+    serde_json::from_slice(json).ok()
+}
+
 /// A valid session with the current state of its user and client.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -129,9 +135,11 @@ impl SessionCodec {
         value
     }
 
-    /// The claims of a cookie value, if its MAC holds.
+    /// The claims of a cookie value, if its MAC holds: read as every request
+    /// reads them ([`SessionCodec::check`]), then copied.
     pub fn open(&self, value: &str) -> Option<SessionClaims> {
-        serde_json::from_slice(&self.verified_payload(value)?).ok()
+        let json = self.verified_payload(value)?;
+        read_claims(&json).map(|claims| claims.to_owned_claims())
     }
 
     /// The JSON a cookie value carries, if its MAC holds (compared in
@@ -164,9 +172,10 @@ impl SessionCodec {
     ///
     /// `cookie_headers` are the raw `Cookie` header values. Among several
     /// `embedgate_session` cookies, the first valid one for this workbook
-    /// wins; without any, [`SessionCheck::Missing`]. A cookie newer than this instance's view of its user or client
-    /// (issued by another instance whose change has not arrived yet) is
-    /// [`SessionCheck::Stale`]: reload them and check again.
+    /// wins; without any, [`SessionCheck::Missing`]. A cookie newer than
+    /// this instance's view of its user or client (issued by another
+    /// instance whose change has not arrived yet) is [`SessionCheck::Stale`]:
+    /// reload them and check again.
     pub fn validate<'a>(
         &self,
         state: &PolicyState,
@@ -199,9 +208,9 @@ impl SessionCodec {
     ) -> Result<Session, SessionCheck> {
         let bad = |why| SessionCheck::Invalid(invalid(why));
         let json = self.verified_payload(value);
-        let claims: ClaimsRef<'_> = json
+        let claims = json
             .as_deref()
-            .and_then(|json| serde_json::from_slice(json).ok())
+            .and_then(read_claims)
             .ok_or_else(|| bad("cookie is not valid (tampered or from another gateway)"))?;
         if claims.wb != workbook {
             return Err(bad("belongs to another workbook"));
@@ -343,7 +352,7 @@ mod tests {
                 ..claims()
             };
             let json = serde_json::to_vec(&sealed).unwrap();
-            let read: ClaimsRef<'_> = serde_json::from_slice(&json).unwrap();
+            let read = read_claims(&json).unwrap();
             assert_eq!(read.to_owned_claims(), sealed);
             assert_eq!(
                 matches!(read.em, Cow::Borrowed(_)),

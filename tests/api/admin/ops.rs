@@ -279,3 +279,44 @@ async fn the_openapi_document_is_public_and_describes_every_admin_route() {
     }
     assert_eq!(operations, 42);
 }
+
+/// Whether an embed request is a handshake is decided once, where the query
+/// is parsed: the `:jwt` alias is one, a parameter that merely ends in `jwt`
+/// is not.
+#[tokio::test]
+async fn latency_is_counted_by_the_kind_the_embed_handler_decides() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let count = |text: &str, kind: &str| {
+        sample(
+            text,
+            "embedgate_request_duration_seconds_count",
+            &[("kind", kind)],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = app.get("/metrics").await.text().await.unwrap();
+
+    let token = app.token().sign();
+    let res = app
+        .get_json(&format!("/embed/workbooks/sales?:jwt={token}"))
+        .await;
+    assert_eq!(res.status(), 303);
+    let cookie = session_cookie(&res).expect("a session cookie");
+    let page = app
+        .get_with_cookie("/embed/workbooks/sales?xjwt=1", &cookie)
+        .await;
+    assert_eq!(page.status(), 200);
+
+    let after = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        count(&after, "handshake") - count(&before, "handshake"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        count(&after, "session") - count(&before, "session"),
+        1.0,
+        "{after}"
+    );
+}

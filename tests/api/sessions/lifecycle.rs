@@ -62,6 +62,15 @@ async fn a_tampered_cookie_is_session_invalid() {
         "session_invalid",
     )
     .await;
+    // A session cookie with nothing in it is a bad session, not a missing one.
+    for empty in ["embedgate_session=", "other=1; embedgate_session=x"] {
+        assert_error(
+            app.get_with_cookie("/embed/workbooks/sales", empty).await,
+            401,
+            "session_invalid",
+        )
+        .await;
+    }
     // The last character too.
     let mut last = cookie.clone();
     let c = last.pop().unwrap();
