@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::content::Content;
 use crate::content::assertion::AssertionSigner;
 use crate::content::upstream::UpstreamClient;
+use crate::embed::Provisioner;
 use crate::jti::JtiLedger;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
@@ -18,7 +19,7 @@ use crate::policy::{Change, Policy, WriteGuard};
 use crate::ratelimit::FailureLimiter;
 use crate::session::SessionCodec;
 use crate::store::feed::ChangeFeed;
-use crate::store::{Store, StoreResult, UserRecord};
+use crate::store::{Store, StoreResult};
 use crate::token::TimeRules;
 
 pub struct Gateway {
@@ -28,6 +29,8 @@ pub struct Gateway {
     pub policy: Arc<Policy>,
     pub recorder: Recorder,
     pub jti: JtiLedger,
+    /// Writes the users of handshakes, in batches.
+    pub provisioner: Provisioner,
     pub keys: KeyRing,
     pub sessions: SessionCodec,
     pub content: Content,
@@ -73,11 +76,18 @@ impl Gateway {
             audience: Some(config.embed.audience.clone()).filter(|a| !a.is_empty()),
         };
         let recorder = Recorder::start(store.clone(), clock.clone());
+        let provisioner = Provisioner::start(
+            store.clone(),
+            Arc::clone(&policy),
+            feed.clone(),
+            clock.clone(),
+        );
         Ok(Gateway {
             jwks: crate::jwks::JwksCache::new().context("building the JWKS client")?,
             feed,
             recorder: recorder.clone(),
             jti: JtiLedger::start(recorder),
+            provisioner,
             sessions: SessionCodec::new(&keys.session),
             content: Content::new(&config.content.templates_dir, &config.content.data_dir),
             upstream: UpstreamClient::new(&config).context("building the upstream HTTP client")?,
@@ -100,25 +110,8 @@ impl Gateway {
         for change in changes {
             self.policy.refresh(&self.store, guard, change).await?;
         }
-        self.announce(changes).await;
+        self.feed.announce(&self.store, changes).await;
         Ok(())
-    }
-
-    /// [`Gateway::changed`] for a user just created, whose record the
-    /// caller already has: no read back from the database.
-    pub async fn user_created(&self, guard: &WriteGuard<'_>, record: UserRecord) {
-        let change = [Change::User(record.id)];
-        self.policy.put_user(guard, record);
-        self.announce(&change).await;
-    }
-
-    /// Tells the other instances what changed.
-    async fn announce(&self, changes: &[Change]) {
-        if let Err(e) = self.feed.publish(&self.store, changes).await {
-            // The write is committed; instances that missed it catch up
-            // when their feed reconnects. Say so, but do not fail.
-            tracing::warn!(error = %e, "announcing a change to other instances failed");
-        }
     }
 
     /// Housekeeping, run every minute: forgets `jti`s whose tokens can no

@@ -2,8 +2,9 @@
 //!
 //! 1. verify the token (§3) and consume its `jti`;
 //! 2. plan the user (§4) and decide access (§5) against the planned user;
-//! 3. only then write the plan (create or update the user) and issue the
-//!    session.
+//! 3. only then write the plan (create or update the user, by the batch
+//!    writer of [`super::provision`], which plans and decides again under
+//!    the policy's write lock) and issue the session.
 //!
 //! Any failure leaves users, memberships and sessions as they were, and is
 //! recorded in the audit log.
@@ -11,16 +12,17 @@
 use std::net::IpAddr;
 
 use crate::audit::{self, Entry, Origin};
+use crate::domain::UserId;
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
-use crate::identity::{self, Plan};
+use crate::identity::Plan;
 use crate::jwks::GatewayKeys;
-use crate::policy::{Change, NoTrace};
 use crate::session::SessionClaims;
-use crate::store::{JtiUse, StoreError};
+use crate::store::JtiUse;
 use crate::token::{self, VerifiedToken};
 
-use super::{TokenParam, denial};
+use super::TokenParam;
+use super::provision::{Write, Written, check_access, plan_user};
 
 pub struct HandshakeRequest<'a> {
     pub token: &'a TokenParam,
@@ -45,15 +47,6 @@ struct Attempt {
     client_id: Option<String>,
     email: Option<String>,
     note: Option<String>,
-}
-
-fn store_problem(e: StoreError) -> Problem {
-    if e.is_unavailable() {
-        Problem::unavailable()
-    } else {
-        tracing::error!(error = %e, "database error during a handshake");
-        Problem::internal()
-    }
 }
 
 pub async fn handshake(
@@ -142,25 +135,34 @@ async fn run(
     }
 
     // Plan and decide against the current policy; write nothing yet.
-    let plan = plan_and_decide(gw, req, &verified, attempt)?;
-    let user_id = if plan.writes() {
-        apply(gw, req, &verified, attempt, now).await?
-    } else {
-        match &plan {
-            Plan::Existing { user, .. } => user.id,
-            _ => return Err(Problem::internal()),
+    let plan = {
+        let state = gw.policy.read();
+        let plan = plan_user(&state, &client_id, &verified.claims)?;
+        if let Plan::Existing { note, .. } = &plan {
+            attempt.note.clone_from(note);
+        }
+        check_access(&state, &plan, req.workbook, req.tag)?;
+        plan
+    };
+    let session_length = verified.claims.session_length;
+    let user_id = match plan {
+        Plan::Existing { user, .. } => user.id,
+        Plan::Create { .. } | Plan::Update { .. } => {
+            let write = Write {
+                client_id: client_id.clone(),
+                claims: verified.claims,
+                workbook: req.workbook.to_owned(),
+                tag: req.tag.map(str::to_owned),
+                now,
+            };
+            written(gw, req, attempt, gw.provisioner.write(write).await?)
         }
     };
 
-    let (epoch, email, version, session_length) = {
+    let (epoch, email, version) = {
         let state = gw.policy.read();
         let user = state.user(user_id).ok_or_else(Problem::internal)?;
-        (
-            user.session_epoch,
-            user.email.to_string(),
-            user.updated_at,
-            verified.claims.session_length,
-        )
+        (user.session_epoch, user.email.to_string(), user.updated_at)
     };
     let ttl = session_length.map_or(gw.config.embed.session_ttl_secs, |s| {
         s.min(gw.config.embed.session_ttl_secs)
@@ -218,128 +220,30 @@ pub async fn verify_token(
     verify_now()
 }
 
-/// Plans the user and decides access with the in-memory policy.
-fn plan_and_decide(
+/// Records what the writer did for the handshake; returns the user's id.
+fn written(
     gw: &Gateway,
     req: &HandshakeRequest<'_>,
-    verified: &VerifiedToken,
     attempt: &mut Attempt,
-) -> Result<Plan, Problem> {
-    let state = gw.policy.read();
-    let client = state
-        .active_client(verified.client_id.as_str())
-        .ok_or_else(|| {
-            Problem::from(token::TokenError::unknown_client(
-                verified.client_id.as_str(),
-            ))
-        })?;
-    let plan = identity::plan(&state, client, &verified.claims)?;
-    if let Plan::Existing {
-        note: Some(note), ..
-    } = &plan
-    {
-        attempt.note = Some(note.clone());
-    }
-    let decision = state.decide(plan.subject(), req.workbook, req.tag, &mut NoTrace);
-    match decision.denied {
-        Some(code) => Err(denial(code)),
-        None => Ok(plan),
-    }
-}
-
-/// Writes the plan: under the policy's write lock, plans again (the policy
-/// may have changed while waiting), decides again, writes, and refreshes
-/// memory. Returns the user's id.
-async fn apply(
-    gw: &Gateway,
-    req: &HandshakeRequest<'_>,
-    verified: &VerifiedToken,
-    attempt: &mut Attempt,
-    now: i64,
-) -> Result<i64, Problem> {
-    let guard = gw.policy.write_lock().await;
-    let now_ms = gw.now_millis().max(now * 1000);
-    // Twice at most: a create that loses a race adopts the winner's user.
-    for _ in 0..2 {
-        let plan = plan_and_decide(gw, req, verified, attempt)?;
-        let email = verified.claims.email.to_string();
-        match plan {
-            Plan::Existing { user, .. } => return Ok(user.id),
-            Plan::Create { fields } => match gw
-                .store
-                .insert_user(&fields, now_ms)
-                .await
-                .map_err(store_problem)?
-            {
-                Some(id) => {
-                    let teams = gw.policy.read().team_names(&fields.team_ids);
-                    let account_type = fields.account_type.clone();
-                    gw.user_created(&guard, fields.into_new_record(id, now_ms))
-                        .await;
-                    record_user_event(
-                        gw,
-                        req,
-                        audit::USER_CREATED,
-                        &email,
-                        &attempt.client_id,
-                        format!(
-                            "embed user created; teams: {}; account_type: {}",
-                            teams.join(", "),
-                            account_type
-                        ),
-                    );
-                    return Ok(id);
-                }
-                None => {
-                    // Created meanwhile (by another instance): load it, plan again.
-                    let existing = gw
-                        .store
-                        .get_user_by_email(&verified.claims.email)
-                        .await
-                        .map_err(store_problem)?
-                        .ok_or_else(Problem::internal)?;
-                    gw.changed(&guard, &[Change::User(existing.id)])
-                        .await
-                        .map_err(store_problem)?;
-                }
-            },
-            Plan::Update {
-                user,
-                fields,
-                changes,
-            } => {
-                if !gw
-                    .store
-                    .update_user(user.id, &fields, now_ms)
-                    .await
-                    .map_err(store_problem)?
-                {
-                    return Err(Problem::internal());
-                }
-                gw.changed(&guard, &[Change::User(user.id)])
-                    .await
-                    .map_err(store_problem)?;
-                record_user_event(
-                    gw,
-                    req,
-                    audit::USER_UPDATED,
-                    &email,
-                    &attempt.client_id,
-                    changes.join("; "),
-                );
-                return Ok(user.id);
-            }
+    written: Written,
+) -> UserId {
+    let (event, user_id, note) = match written {
+        Written::Nothing { user_id, note } => {
+            attempt.note = note;
+            return user_id;
         }
-    }
-    Err(Problem::internal())
+        Written::Created { user_id, note } => (audit::USER_CREATED, user_id, note),
+        Written::Updated { user_id, note } => (audit::USER_UPDATED, user_id, note),
+    };
+    record_user_event(gw, req, event, attempt, note);
+    user_id
 }
 
 fn record_user_event(
     gw: &Gateway,
     req: &HandshakeRequest<'_>,
     event: &'static str,
-    email: &str,
-    client_id: &Option<String>,
+    attempt: &Attempt,
     note: String,
 ) {
     gw.recorder.record(
@@ -348,8 +252,8 @@ fn record_user_event(
             event,
             allowed: true,
             code: None,
-            client_id: client_id.clone(),
-            email: Some(email.to_owned()),
+            client_id: attempt.client_id.clone(),
+            email: attempt.email.clone(),
             workbook: Some(req.workbook.to_owned()),
             note: Some(note),
         },

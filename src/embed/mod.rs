@@ -2,9 +2,11 @@
 //! decision → session) and the authorisation of every session request.
 
 mod handshake;
+mod provision;
 mod query;
 
 pub use handshake::{HandshakeRequest, HandshakeSuccess, handshake};
+pub use provision::{Provisioner, Write, Written};
 pub use query::{EmbedQuery, TokenParam};
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
-//! The batch writers' one statement: a batch of the `jti` ledger, the audit
+//! The batch writers' statements, on their own connection
+//! ([`Store::on_batch_conn`]): a batch of the `jti` ledger with the audit
 //! entries and the sign-ins (`last_seen_at`) recorded since the last batch,
-//! written all or nothing with **one round trip** to the database.
+//! written all or nothing with **one round trip** to the database; and a
+//! batch of new users with their memberships ([`Store::insert_users`]).
 //!
 //! Under load a handshake waits for its ledger batch, and each trip to the
 //! database is a hand-off to another thread (SQLite's connection thread, or
@@ -18,11 +20,14 @@
 //!
 //! The values are always bound, in the order they appear in the text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
-use super::{AuditRecord, Backend, JtiUse, Store, StoreResult, placeholders_from};
-use crate::domain::UserId;
+use super::{
+    AuditRecord, Backend, JtiUse, Store, StoreResult, UserFields, placeholders, placeholders_from,
+    to_json,
+};
+use crate::domain::{TeamId, UserId};
 
 /// The most ids one batch consumes. With [`MAX_AUDIT_BATCH`] entries and
 /// [`MAX_SEEN_BATCH`] sign-ins, a batch binds at most 17,076 values
@@ -36,12 +41,144 @@ pub const MAX_SEEN_BATCH: usize = 4000;
 /// Sign-ins per `UPDATE`.
 const SEEN_PER_UPDATE: usize = 1000;
 
+/// The most users one [`Store::insert_users`] creates: 11 values each
+/// (2,816 at most, the memberships besides: one JSON value on PostgreSQL,
+/// statements of their own on SQLite).
+pub const MAX_USER_BATCH: usize = 256;
+/// Memberships per `INSERT` (SQLite).
+const MEMBERSHIPS_PER_INSERT: usize = 1000;
+
+const INSERT_USERS: &str = "INSERT INTO users (email, kind, status, first_name, last_name, \
+                            account_type, attributes, client_id, session_epoch, created_at, \
+                            updated_at) VALUES";
+const USERS_CREATED: &str = "ON CONFLICT (email) DO NOTHING RETURNING id, email";
+
 const INSERT_JTIS: &str = "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES";
 const JTIS_CONSUMED: &str = "ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti";
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, event, request_id, client_id, email, \
                             workbook, outcome, code, remote_addr, note) VALUES";
 
 impl Store {
+    /// Runs `work` on the batch writers' own connection (opened on first
+    /// use). When `work` fails, or is dropped half-way, the connection is
+    /// closed, which rolls back whatever it left open, and the next use
+    /// opens a new one.
+    pub(super) async fn on_batch_conn<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<T> {
+        let mut slot = self.batch_conn.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.connect_one().await?,
+        };
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let done = work(&mut conn).await?;
+        *slot = Some(conn);
+        Ok(done)
+    }
+
+    /// Creates `users` with their memberships, all or nothing, on the batch
+    /// writers' connection: one statement on PostgreSQL (its data-modifying
+    /// `WITH` inserts the memberships of the users its `INSERT` created);
+    /// two round trips on SQLite (`BEGIN IMMEDIATE` and the users, whose ids
+    /// the memberships need; then the memberships and `COMMIT`). Returns,
+    /// for each of `users`, its new id, or `None` when its email was taken,
+    /// by a stored user or by an earlier one of `users`.
+    pub async fn insert_users(
+        &self,
+        users: &[&UserFields],
+        now: i64,
+    ) -> StoreResult<Vec<Option<UserId>>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        debug_assert!(users.len() <= MAX_USER_BATCH);
+        let attributes = users
+            .iter()
+            .map(|u| to_json(&u.attributes))
+            .collect::<StoreResult<Vec<_>>>()?;
+        // The teams of each email's first occurrence: only that one can be created.
+        let mut teams: HashMap<&str, &[TeamId]> = HashMap::with_capacity(users.len());
+        for u in users {
+            teams.entry(u.email.as_str()).or_insert(&u.team_ids);
+        }
+        let backend = self.backend;
+        let rows = placeholders(backend, users.len(), 11);
+        let bind_users = |sql: String| {
+            let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+            for (u, attributes) in users.iter().zip(&attributes) {
+                q = q
+                    .bind(u.email.as_str())
+                    .bind(u.kind.as_str())
+                    .bind(u.status.as_str())
+                    .bind(&u.first_name)
+                    .bind(&u.last_name)
+                    .bind(&u.account_type)
+                    .bind(attributes)
+                    .bind(&u.client_id)
+                    .bind(0_i64)
+                    .bind(now)
+                    .bind(now);
+            }
+            q
+        };
+        let created: Vec<(UserId, String)> = match backend {
+            Backend::Postgres => {
+                let memberships: Vec<serde_json::Value> = teams
+                    .iter()
+                    .flat_map(|(email, ids)| {
+                        ids.iter()
+                            .map(move |id| serde_json::json!({"email": email, "team_id": id}))
+                    })
+                    .collect();
+                let sql = format!(
+                    "WITH created AS ({INSERT_USERS} {rows} {USERS_CREATED}), \
+                     joined AS (INSERT INTO memberships (user_id, team_id) \
+                     SELECT created.id, m.team_id FROM created \
+                     JOIN json_to_recordset(${}::json) AS m (email text, team_id bigint) \
+                     ON m.email = created.email) \
+                     SELECT id, email FROM created",
+                    users.len() * 11 + 1
+                );
+                let q = bind_users(sql).bind(to_json(&memberships)?);
+                self.on_batch_conn(async |conn| q.fetch_all(conn).await)
+                    .await?
+            }
+            Backend::Sqlite => {
+                let q = bind_users(format!(
+                    "BEGIN IMMEDIATE; {INSERT_USERS} {rows} {USERS_CREATED}"
+                ));
+                self.on_batch_conn(async |conn| {
+                    let created = q.fetch_all(&mut *conn).await?;
+                    let pairs: Vec<(UserId, TeamId)> = created
+                        .iter()
+                        .flat_map(|(id, email)| {
+                            let ids = teams.get(email.as_str()).copied().unwrap_or_default();
+                            ids.iter().map(move |team| (*id, *team))
+                        })
+                        .collect();
+                    let mut sql = String::new();
+                    for chunk in pairs.chunks(MEMBERSHIPS_PER_INSERT) {
+                        sql.push_str("INSERT INTO memberships (user_id, team_id) VALUES ");
+                        sql.push_str(&placeholders(backend, chunk.len(), 2));
+                        sql.push_str("; ");
+                    }
+                    sql.push_str("COMMIT;");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (user, team) in &pairs {
+                        q = q.bind(*user).bind(*team);
+                    }
+                    q.execute(&mut *conn).await?;
+                    Ok(created)
+                })
+                .await?
+            }
+        };
+        let mut ids: HashMap<String, UserId> = created.into_iter().map(|(id, e)| (e, id)).collect();
+        Ok(users.iter().map(|u| ids.remove(u.email.as_str())).collect())
+    }
+
     /// Consumes `jtis` (see [`Store::consume_jtis`]) and writes audit
     /// `entries` and `last_seen_at = now` of the `seen` users, all or
     /// nothing, with one round trip and one commit. Returns, for each of
@@ -92,24 +229,9 @@ impl Store {
             }
         }
 
-        let rows = {
-            let mut slot = self.batch_conn.lock().await;
-            let conn = match &mut *slot {
-                Some(conn) => conn,
-                None => slot.insert(self.connect_one().await?),
-            };
-            self.queries.fetch_add(1, Ordering::Relaxed);
-            match q.fetch_all(&mut *conn).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    // The script may have stopped inside its transaction (SQLite),
-                    // or the connection may be broken: closing it rolls back,
-                    // and the next batch opens a new one.
-                    *slot = None;
-                    return Err(e.into());
-                }
-            }
-        };
+        let rows = self
+            .on_batch_conn(async |conn| q.fetch_all(conn).await)
+            .await?;
         let consumed: HashSet<(&str, &str)> =
             rows.iter().map(|(c, j)| (c.as_str(), j.as_str())).collect();
         let mut granted = HashSet::with_capacity(consumed.len());

@@ -84,6 +84,15 @@ impl ChangeFeed {
         Ok(())
     }
 
+    /// [`ChangeFeed::publish`] after a committed write, which stands
+    /// whether or not the announcement goes out: instances that miss it
+    /// catch up when their feed reconnects. A failure is logged.
+    pub async fn announce(&self, store: &Store, changes: &[Change]) {
+        if let Err(e) = self.publish(store, changes).await {
+            tracing::warn!(error = %e, "announcing a change to other instances failed");
+        }
+    }
+
     /// Starts listening (PostgreSQL only). Call this *before* loading the
     /// policy, so that no change committed in between can be missed.
     pub async fn listen(&self) -> StoreResult<Option<PgListener>> {

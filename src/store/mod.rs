@@ -35,7 +35,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseUrl;
 
-pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH};
+pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH, MAX_USER_BATCH};
 pub use jti::JtiUse;
 pub use records::*;
 

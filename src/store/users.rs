@@ -208,26 +208,9 @@ impl Store {
 
     /// Creates a user with its memberships. `None` when the email is taken
     /// (for instance by a concurrent first handshake), so the caller can
-    /// adopt the existing user instead.
+    /// adopt the existing user instead. See [`Store::insert_users`].
     pub async fn insert_user(&self, u: &UserFields, now: i64) -> StoreResult<Option<UserId>> {
-        let mut tx = self.begin().await?;
-        let insert = sqlx::query_scalar(
-            "INSERT INTO users (email, kind, status, first_name, last_name, account_type, \
-             attributes, client_id, session_epoch, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
-             ON CONFLICT (email) DO NOTHING RETURNING id",
-        );
-        let id = bind_fields(insert, u)?
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(id) = id else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        insert_memberships(self.backend, &mut tx, id, &u.team_ids).await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        Ok(self.insert_users(&[u], now).await?.pop().flatten())
     }
 
     /// Replaces every field and membership of a user. `updated_at` always

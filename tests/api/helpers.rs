@@ -128,12 +128,7 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap()
+        get_json_from(self.http.clone(), self.url(path)).await
     }
 
     pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
@@ -181,6 +176,16 @@ impl TestApp {
 }
 
 /// The `name=value` part of the response's session cookie, if any.
+/// `GET url` asking for JSON errors, with a client a task can own
+/// ([`TestApp::get_json`] borrows the app).
+pub async fn get_json_from(http: reqwest::Client, url: String) -> reqwest::Response {
+    http.get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()
         .get_all("set-cookie")

@@ -71,6 +71,7 @@ on_both_backends!(
     clients,
     teams,
     users,
+    insert_users,
     account_types,
     workspaces,
     workbooks_and_tags,
@@ -485,6 +486,111 @@ async fn users(store: &Store) {
 // ---------------------------------------------------------------------------
 // Account types
 // ---------------------------------------------------------------------------
+
+/// `insert_users`: a batch of new users with their memberships, all or
+/// nothing; a taken email (stored, or earlier in the batch) gives `None`.
+async fn insert_users(store: &Store) {
+    let (a, b, c) = (
+        team(store, "a").await,
+        team(store, "b").await,
+        team(store, "c").await,
+    );
+    let zed = store
+        .insert_user(&user_fields("zed@acme.example", &[a]), T)
+        .await
+        .unwrap()
+        .unwrap();
+    let zed_before = store.get_user(zed).await.unwrap().unwrap();
+
+    let batch = [
+        user_fields("ana@acme.example", &[b, a]),
+        user_fields("bob@acme.example", &[]),
+        user_fields("ana@acme.example", &[c]),
+        user_fields("carol@acme.example", &[c]),
+        user_fields("zed@acme.example", &[b, c]),
+    ];
+    let refs: Vec<&UserFields> = batch.iter().collect();
+    let ids = store.insert_users(&refs, T + 1).await.unwrap();
+    assert_eq!(ids.len(), 5);
+    assert!(
+        ids[0].is_some() && ids[1].is_some() && ids[3].is_some(),
+        "{ids:?}"
+    );
+    assert_eq!(
+        (ids[2], ids[4]),
+        (None, None),
+        "taken emails create nothing"
+    );
+    for i in [0, 1, 3] {
+        let id = ids[i].unwrap();
+        let got = store.get_user(id).await.unwrap().unwrap();
+        assert_eq!(batch[i].clone().into_new_record(id, T + 1), got);
+    }
+    let ana = store.get_user(ids[0].unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        ana.team_ids,
+        [a, b],
+        "the first ana's teams, not the second's"
+    );
+    assert!(
+        store
+            .get_user(ids[1].unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .team_ids
+            .is_empty()
+    );
+    assert_eq!(store.get_user(zed).await.unwrap().unwrap(), zed_before);
+    assert_eq!(store.team_member_ids(c).await.unwrap(), [ids[3].unwrap()]);
+    assert_eq!(store.insert_users(&[], T).await.unwrap(), []);
+
+    // One user with a missing team fails the whole batch: nothing of it
+    // is written, and the next batch works.
+    let bad = [
+        user_fields("dan@acme.example", &[a]),
+        user_fields("ghost@acme.example", &[9_999]),
+    ];
+    let refs: Vec<&UserFields> = bad.iter().collect();
+    assert!(is_conflict(store.insert_users(&refs, T + 2).await));
+    for address in ["dan@acme.example", "ghost@acme.example"] {
+        assert!(
+            store
+                .get_user_by_email(&email(address))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(
+        store
+            .list_users(&UserFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let dan = store.insert_users(&refs[..1], T + 3).await.unwrap();
+    assert!(dan[0].is_some());
+
+    // The largest batch, each user in 100 teams, fits.
+    let mut teams = Vec::new();
+    for i in 0..100 {
+        teams.push(team(store, &format!("big-{i}")).await);
+    }
+    let many: Vec<UserFields> = (0..embedgate::store::MAX_USER_BATCH)
+        .map(|i| user_fields(&format!("user-{i}@acme.example"), &teams))
+        .collect();
+    let refs: Vec<&UserFields> = many.iter().collect();
+    let ids = store.insert_users(&refs, T + 4).await.unwrap();
+    assert!(ids.iter().all(Option::is_some));
+    assert_eq!(
+        store.team_member_ids(teams[99]).await.unwrap().len(),
+        embedgate::store::MAX_USER_BATCH
+    );
+    let last = store.get_user(ids[255].unwrap()).await.unwrap().unwrap();
+    assert_eq!(last.team_ids, teams);
+}
 
 async fn account_types(store: &Store) {
     use Permission::*;

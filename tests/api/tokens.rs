@@ -2256,12 +2256,7 @@ async fn twenty_concurrent_uses_of_one_token_give_exactly_one_session() {
     for _ in 0..20 {
         let (http, url) = (app.http.clone(), url.clone());
         tasks.spawn(async move {
-            let res = http
-                .get(url)
-                .header("Accept", "application/json")
-                .send()
-                .await
-                .unwrap();
+            let res = get_json_from(http, url).await;
             let status = res.status().as_u16();
             let cookie = session_cookie(&res).is_some();
             let body: Value = res.json().await.unwrap_or(Value::Null);

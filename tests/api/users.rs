@@ -1187,12 +1187,7 @@ async fn concurrent_first_handshakes_for_the_same_new_email_create_one_user() {
         let barrier = barrier.clone();
         set.spawn(async move {
             barrier.wait().await;
-            let res = http
-                .get(url)
-                .header("Accept", "application/json")
-                .send()
-                .await
-                .unwrap();
+            let res = get_json_from(http, url).await;
             let status = res.status();
             let cookie = session_cookie(&res);
             let body = res.text().await.unwrap_or_default();
@@ -1232,6 +1227,192 @@ async fn two_concurrent_first_handshakes_create_one_user() {
     assert_eq!(rb.status(), StatusCode::SEE_OTHER);
     let users = users_with_email(&app, "pair@acme.example").await;
     assert_eq!(users.len(), 1, "{users:?}");
+}
+
+/// First handshakes and claim changes that queue up while the writer is
+/// busy are written together; each still gets its own outcome, planned and
+/// decided again against the policy as it is when they are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handshake_writes_queued_together_each_get_their_own_outcome() {
+    let app = seeded().await;
+    let gw = app.gateway.clone();
+    // A team the database no longer has while this instance still does (as
+    // when another instance deleted it a moment ago).
+    let lost = gw.policy.read().team_by_name("acme-managers").unwrap().id;
+    assert!(gw.store.delete_team(lost).await.unwrap());
+    // A grant that is taken away while the writes wait.
+    let grant = app
+        .admin()
+        .post(
+            "/grants",
+            json!({"team": "acme-analysts", "workbook": "orders", "level": "view"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // An existing user whose claims change.
+    app.open(
+        &app.token().claim("first_name", json!("Ana")).sign(),
+        "sales",
+    )
+    .await;
+
+    let mut requests: Vec<(&str, TokenBuilder, &str)> = Vec::new();
+    for i in 0..8 {
+        let email: &'static str = Box::leak(format!("new-{i}@acme.example").into_boxed_str());
+        requests.push(("created", app.token().email(email), "sales"));
+    }
+    for _ in 0..2 {
+        requests.push(("created", app.token().email("twice@acme.example"), "sales"));
+    }
+    requests.push((
+        "lost",
+        app.token()
+            .email("lost@acme.example")
+            .claim("teams", json!(["acme-analysts", "acme-managers"])),
+        "sales",
+    ));
+    requests.push(("revoked", app.token().email("late@acme.example"), "orders"));
+    requests.push((
+        "updated",
+        app.token().claim("first_name", json!("Anna")),
+        "sales",
+    ));
+
+    // Hold the writer off so that every write queues; meanwhile take the
+    // grant on `orders` away (in the database and in memory, as an admin
+    // would): the `late@` handshake was allowed when it planned.
+    let guard = gw.policy.write_lock().await;
+    let mut set = tokio::task::JoinSet::new();
+    for (kind, token, workbook) in &requests {
+        let url = app.url(&format!("/embed/workbooks/{workbook}?jwt={}", token.sign()));
+        let http = app.http.clone();
+        let kind = *kind;
+        set.spawn(async move {
+            let res = get_json_from(http, url).await;
+            let status = res.status().as_u16();
+            (kind, status, res.text().await.unwrap())
+        });
+    }
+    for (_, token, _) in &requests {
+        let jti = token.claims["jti"].as_str().unwrap();
+        while !gw.store.jti_used(ACME_CLIENT, jti).await.unwrap() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(gw.store.delete_grant(grant).await.unwrap());
+    gw.policy
+        .refresh(&gw.store, &guard, &embedgate::policy::Change::Grant(grant))
+        .await
+        .unwrap();
+    drop(guard);
+
+    while let Some(result) = set.join_next().await {
+        let (kind, status, body) = result.unwrap();
+        let want = match kind {
+            "created" | "updated" => 303,
+            "lost" => 500,
+            _ => 403,
+        };
+        assert_eq!(status, want, "{kind}: {body}");
+        if kind == "revoked" {
+            assert!(body.contains("access_denied"), "{body}");
+        }
+    }
+
+    let analysts = gw.policy.read().team_by_name("acme-analysts").unwrap().id;
+    for i in 0..8 {
+        let user = app.admin().user(&format!("new-{i}@acme.example")).await;
+        assert_eq!(user["teams"], json!(["acme-analysts"]), "{user}");
+    }
+    assert_eq!(users_with_email(&app, "twice@acme.example").await.len(), 1);
+    assert_no_user(&app, "lost@acme.example").await;
+    assert_no_user(&app, "late@acme.example").await;
+    assert_eq!(
+        app.admin().user("ana@acme.example").await["first_name"],
+        "Anna"
+    );
+    let members = gw.store.team_member_ids(analysts).await.unwrap();
+    assert_eq!(members.len(), 10, "ana, 8 new users and twice: {members:?}");
+    assert!(gw.store.team_member_ids(lost).await.unwrap().is_empty());
+    // In memory as in the database: each new user opens a session at once.
+    let cookie = app
+        .open(&app.token().email("new-3@acme.example").sign(), "sales")
+        .await;
+    assert_eq!(
+        app.get_with_cookie("/embed/workbooks/sales", &cookie)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    gw.recorder.flush().await;
+    assert_eq!(app.admin().audit("event=user_created").await.len(), 10);
+    let updated = app.admin().audit("event=user_updated").await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert!(
+        updated[0]["note"].as_str().unwrap().contains("first_name"),
+        "{updated:?}"
+    );
+}
+
+/// A first handshake whose email another instance has just taken (the
+/// user is in the database, not yet in this instance's memory) signs that
+/// user in, updated from the claims, instead of failing or creating a
+/// second one.
+#[tokio::test]
+async fn a_first_handshake_adopts_a_user_another_instance_just_created() {
+    let app = seeded().await;
+    let gw = &app.gateway;
+    let analysts = gw.policy.read().team_by_name("acme-analysts").unwrap().id;
+    let fields = embedgate::store::UserFields {
+        email: embedgate::domain::Email::parse("eve@acme.example").unwrap(),
+        kind: embedgate::domain::UserKind::Embed,
+        status: embedgate::domain::UserStatus::Active,
+        first_name: Some("Eve".into()),
+        last_name: None,
+        account_type: "Viewer".into(),
+        attributes: embedgate::domain::Attributes::from([(
+            "company".to_owned(),
+            "acme".to_owned(),
+        )]),
+        client_id: Some(ACME_CLIENT.into()),
+        team_ids: vec![analysts],
+    };
+    let id = gw
+        .store
+        .insert_user(&fields, NOW * 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gw.policy.read().user(id).is_none());
+
+    let token = app
+        .token()
+        .email("eve@acme.example")
+        .claim("first_name", json!("Evelyn"))
+        .sign();
+    let cookie = app.open(&token, "sales").await;
+    let users = users_with_email(&app, "eve@acme.example").await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["id"], id);
+    assert_eq!(users[0]["first_name"], "Evelyn");
+    let res = app.get_with_cookie("/embed/workbooks/sales", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    gw.recorder.flush().await;
+    assert!(
+        app.admin()
+            .audit("event=user_created&email=eve@acme.example")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        app.admin()
+            .audit("event=user_updated&email=eve@acme.example")
+            .await
+            .len(),
+        1
+    );
 }
 
 // ---------------------------------------------------------------------------

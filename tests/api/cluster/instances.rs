@@ -53,12 +53,7 @@ async fn concurrent_handshakes(
         let barrier = Arc::clone(&barrier);
         set.spawn(async move {
             barrier.wait().await;
-            let res = http
-                .get(url)
-                .header("Accept", "application/json")
-                .send()
-                .await
-                .unwrap();
+            let res = get_json_from(http, url).await;
             let (status, code) = answer(res).await;
             (instance, status, code)
         });
