@@ -570,7 +570,7 @@ def main() -> int:
             if "provision" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: handshake, new user", Target(
                     "handshake provisioning", port, template_path, 303, pid=gw.pid,
-                    tokens=TokenMaker(args, work, f"{tag}-new", TEMPLATE_WB, None, 3000)), ceiling, 0.10))
+                    tokens=TokenMaker(args, work, f"{tag}-new", TEMPLATE_WB, None, 30000)), ceiling, 0.10))
             if "template" in rows_wanted:
                 rows.append(Row(f"gateway/{backend}: session, template workbook", Target(
                     "session template", port, template_path, 200, cookie=template_cookie, pid=gw.pid), ceiling, 0.70))

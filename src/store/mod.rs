@@ -5,8 +5,9 @@
 //! SQLite and PostgreSQL both understand, so there is no `if backend`
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
-//! the one-round-trip statement of the batch writers ([`batch`]), and the
-//! change feed of cluster mode.
+//! the statements of the batch writers ([`batch`]: the `jti` ledger's one
+//! round trip, new users in one statement), and the change feed of cluster
+//! mode.
 //!
 //! Flags are stored as integers and timestamps as Unix milliseconds, the
 //! types both backends decode alike through `Any`.
@@ -106,7 +107,7 @@ pub struct Store {
     /// would cost a ping to the server before each use (PostgreSQL) and one
     /// after each (both backends), and a cold page cache whenever the pool
     /// handed out another one. The lock also makes the batch writers (jti
-    /// ledger, audit log) take turns in-process: SQLite has one writer at a
+    /// ledger, audit log, new users) take turns in-process: SQLite has one writer at a
     /// time, and a connection that finds the write lock taken sleeps in
     /// SQLite's busy handler (1, 2, 5, 10… ms).
     batch_conn: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
