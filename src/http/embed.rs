@@ -36,26 +36,24 @@ pub async fn workbook(
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
-    match workbook_id(req.path()) {
-        Some(id) => serve(req.clone(), &id, payload, gw).await,
+    match split_path(req.path()) {
+        Some((id, sub_path)) => serve(req.clone(), &id, sub_path, payload, gw).await,
         None => not_found(req, gw).await,
     }
 }
 
-/// The workbook id of `/embed/workbooks/{id}[/…]`: its first segment,
-/// percent-decoded (invalid UTF-8 replaced), as `web::Path` decodes one.
-fn workbook_id(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+/// `/embed/workbooks/{id}[/{sub_path}]` split: the id is the first segment,
+/// percent-decoded (invalid UTF-8 replaced) as `web::Path` decodes one; the
+/// sub-path is what follows it and its slash, exactly as the browser sent
+/// it (still percent-encoded). `None` without a non-empty id.
+fn split_path(path: &str) -> Option<(std::borrow::Cow<'_, str>, &str)> {
     let rest = path.strip_prefix("/embed/workbooks/")?;
-    let segment = rest.split('/').next().filter(|s| !s.is_empty())?;
-    Some(percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
-}
-
-/// The sub-path exactly as the browser sent it (still percent-encoded):
-/// what follows the workbook id's segment and its slash.
-fn raw_sub_path(path: &str) -> &str {
-    path.strip_prefix("/embed/workbooks/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or("", |(_, sub)| sub)
+    let (segment, sub_path) = rest.split_once('/').unwrap_or((rest, ""));
+    if segment.is_empty() {
+        return None;
+    }
+    let id = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+    Some((id, sub_path))
 }
 
 /// Anything else under `/embed/`.
@@ -70,10 +68,10 @@ pub async fn not_found(req: HttpRequest, gw: web::Data<Gateway>) -> HttpResponse
 async fn serve(
     req: HttpRequest,
     workbook: &str,
+    sub_path: &str,
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> HttpResponse {
-    let sub_path = raw_sub_path(req.path());
     let query = EmbedQuery::parse(req.query_string());
     if query.token != TokenParam::None {
         req.extensions_mut().insert(RequestKind::Handshake);
@@ -224,7 +222,7 @@ fn directory_api(
 
 #[cfg(test)]
 mod tests {
-    use super::{raw_sub_path, workbook_id};
+    use super::split_path;
 
     #[test]
     fn the_sub_path_is_everything_after_the_id_segment_still_encoded() {
@@ -235,15 +233,14 @@ mod tests {
             ("/embed/workbooks/a%20b/pages/q1", "pages/q1"),
             ("/embed/workbooks/sales//x", "/x"),
             ("/embed/workbooks/sales/a%2Fb%3F", "a%2Fb%3F"),
-            ("/embed/other/x/y", ""),
         ] {
-            assert_eq!(raw_sub_path(path), sub, "{path}");
+            assert_eq!(split_path(path).unwrap().1, sub, "{path}");
         }
     }
 
     #[test]
     fn the_workbook_id_is_the_first_segment_decoded_as_web_path_decodes_it() {
-        let id = |p| workbook_id(p).map(|c| c.into_owned());
+        let id = |p| split_path(p).map(|(id, _)| id.into_owned());
         assert_eq!(id("/embed/workbooks/sales").as_deref(), Some("sales"));
         assert_eq!(id("/embed/workbooks/sales/").as_deref(), Some("sales"));
         assert_eq!(
@@ -288,8 +285,8 @@ mod tests {
             let from_route = test::call_and_read_body(&app, req).await;
             let req = test::TestRequest::get().uri(&path).to_http_request();
             assert_eq!(
-                workbook_id(req.path()).as_deref().map(str::as_bytes),
-                Some(&from_route[..]),
+                split_path(req.path()).map(|(id, _)| id.into_owned().into_bytes()),
+                Some(from_route.to_vec()),
                 "{raw}"
             );
         }

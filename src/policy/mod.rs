@@ -149,7 +149,7 @@ impl Policy {
 
     /// Puts a user just written by the holder of the write lock, as the
     /// database now has it (see [`UserFields::into_new_record`]), sparing
-    /// [`PolicyStore::refresh`]'s read.
+    /// [`Policy::refresh`]'s read.
     ///
     /// [`UserFields::into_new_record`]: crate::store::UserFields::into_new_record
     pub fn put_user(&self, _guard: &WriteGuard<'_>, record: UserRecord) {

@@ -136,7 +136,7 @@ impl SessionCodec {
     }
 
     /// The claims of a cookie value, if its MAC holds: read as every request
-    /// reads them ([`SessionCodec::check`]), then copied.
+    /// reads them (`SessionCodec::check`), then copied.
     pub fn open(&self, value: &str) -> Option<SessionClaims> {
         let json = self.verified_payload(value)?;
         read_claims(&json).map(|claims| claims.to_owned_claims())

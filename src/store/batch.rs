@@ -23,6 +23,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
+use sqlx::Arguments;
+use sqlx::any::AnyArguments;
+
+use super::users::{FIELD_COLUMNS, add, add_fields, insert_memberships_sql};
 use super::{
     AuditRecord, Backend, JtiUse, Store, StoreResult, UserFields, placeholders, placeholders_from,
     to_json,
@@ -42,16 +46,11 @@ pub const MAX_SEEN_BATCH: usize = 4000;
 const SEEN_PER_UPDATE: usize = 1000;
 
 /// The most users one [`Store::insert_users`] creates: 11 values each
-/// (2,816 at most, the memberships besides: one JSON value on PostgreSQL,
+/// (2,816 at most; their memberships are one JSON value on PostgreSQL,
 /// statements of their own on SQLite).
 pub const MAX_USER_BATCH: usize = 256;
 /// Memberships per `INSERT` (SQLite).
 const MEMBERSHIPS_PER_INSERT: usize = 1000;
-
-const INSERT_USERS: &str = "INSERT INTO users (email, kind, status, first_name, last_name, \
-                            account_type, attributes, client_id, session_epoch, created_at, \
-                            updated_at) VALUES";
-const USERS_CREATED: &str = "ON CONFLICT (email) DO NOTHING RETURNING id, email";
 
 const INSERT_JTIS: &str = "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES";
 const JTIS_CONSUMED: &str = "ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti";
@@ -94,35 +93,25 @@ impl Store {
             return Ok(Vec::new());
         }
         debug_assert!(users.len() <= MAX_USER_BATCH);
-        let attributes = users
-            .iter()
-            .map(|u| to_json(&u.attributes))
-            .collect::<StoreResult<Vec<_>>>()?;
         // The teams of each email's first occurrence: only that one can be created.
         let mut teams: HashMap<&str, &[TeamId]> = HashMap::with_capacity(users.len());
         for u in users {
             teams.entry(u.email.as_str()).or_insert(&u.team_ids);
         }
         let backend = self.backend;
-        let rows = placeholders(backend, users.len(), 11);
-        let bind_users = |sql: String| {
-            let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
-            for (u, attributes) in users.iter().zip(&attributes) {
-                q = q
-                    .bind(u.email.as_str())
-                    .bind(u.kind.as_str())
-                    .bind(u.status.as_str())
-                    .bind(&u.first_name)
-                    .bind(&u.last_name)
-                    .bind(&u.account_type)
-                    .bind(attributes)
-                    .bind(&u.client_id)
-                    .bind(0_i64)
-                    .bind(now)
-                    .bind(now);
-            }
-            q
-        };
+        let mut args = AnyArguments::default();
+        for u in users {
+            add_fields(&mut args, u)?;
+            add(&mut args, 0_i64)?; // session_epoch
+            add(&mut args, now)?; // created_at
+            add(&mut args, now)?; // updated_at
+        }
+        let insert = format!(
+            "INSERT INTO users ({}, session_epoch, created_at, updated_at) VALUES {} \
+             ON CONFLICT (email) DO NOTHING RETURNING id, email",
+            FIELD_COLUMNS.join(", "),
+            placeholders(backend, users.len(), FIELD_COLUMNS.len() + 3)
+        );
         let created: Vec<(UserId, String)> = match backend {
             Backend::Postgres => {
                 let memberships: Vec<serde_json::Value> = teams
@@ -133,24 +122,24 @@ impl Store {
                     })
                     .collect();
                 let sql = format!(
-                    "WITH created AS ({INSERT_USERS} {rows} {USERS_CREATED}), \
+                    "WITH created AS ({insert}), \
                      joined AS (INSERT INTO memberships (user_id, team_id) \
                      SELECT created.id, m.team_id FROM created \
                      JOIN json_to_recordset(${}::json) AS m (email text, team_id bigint) \
                      ON m.email = created.email) \
                      SELECT id, email FROM created",
-                    users.len() * 11 + 1
+                    args.len() + 1
                 );
-                let q = bind_users(sql).bind(to_json(&memberships)?);
+                add(&mut args, to_json(&memberships)?)?;
+                let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
                 self.on_batch_conn(async |conn| q.fetch_all(conn).await)
                     .await?
             }
             Backend::Sqlite => {
-                let q = bind_users(format!(
-                    "BEGIN IMMEDIATE; {INSERT_USERS} {rows} {USERS_CREATED}"
-                ));
+                let sql = format!("BEGIN IMMEDIATE; {insert}");
+                let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
                 self.on_batch_conn(async |conn| {
-                    let created = q.fetch_all(&mut *conn).await?;
+                    let created: Vec<(UserId, String)> = q.fetch_all(&mut *conn).await?;
                     let pairs: Vec<(UserId, TeamId)> = created
                         .iter()
                         .flat_map(|(id, email)| {
@@ -160,8 +149,7 @@ impl Store {
                         .collect();
                     let mut sql = String::new();
                     for chunk in pairs.chunks(MEMBERSHIPS_PER_INSERT) {
-                        sql.push_str("INSERT INTO memberships (user_id, team_id) VALUES ");
-                        sql.push_str(&placeholders(backend, chunk.len(), 2));
+                        sql.push_str(&insert_memberships_sql(backend, chunk.len()));
                         sql.push_str("; ");
                     }
                     sql.push_str("COMMIT;");

@@ -5,7 +5,7 @@
 //! SQLite and PostgreSQL both understand, so there is no `if backend`
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
-//! the statements of the batch writers ([`batch`]: the `jti` ledger's one
+//! the statements of the batch writers (`batch`: the `jti` ledger's one
 //! round trip, new users in one statement), and the change feed of cluster
 //! mode.
 //!

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::FromRow;
+use sqlx::any::AnyArguments;
+use sqlx::{Arguments, FromRow};
 
 use super::{
     Backend, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json,
@@ -55,18 +56,48 @@ impl TryFrom<UserRow> for UserRecord {
     }
 }
 
-type IdQuery<'q> = sqlx::query::QueryScalar<'q, sqlx::Any, i64, sqlx::any::AnyArguments>;
+/// The columns of a user's fields, in the order [`add_fields`] adds their
+/// values: the one place both writes (insert and update) take them from.
+pub(super) const FIELD_COLUMNS: [&str; 8] = [
+    "email",
+    "kind",
+    "status",
+    "first_name",
+    "last_name",
+    "account_type",
+    "attributes",
+    "client_id",
+];
 
-/// Binds a user's fields as `$1` to `$8`, in the order both writes use.
-fn bind_fields<'q>(q: IdQuery<'q>, u: &'q UserFields) -> StoreResult<IdQuery<'q>> {
-    Ok(q.bind(u.email.as_str())
-        .bind(u.kind.as_str())
-        .bind(u.status.as_str())
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(&u.account_type)
-        .bind(to_json(&u.attributes)?)
-        .bind(&u.client_id))
+/// Adds `value` to `args`. Encoding fails only for a value the database
+/// types cannot hold, which none of the gateway's can be.
+pub(super) fn add<'t, T>(args: &mut AnyArguments, value: T) -> StoreResult<()>
+where
+    T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    args.add(value)
+        .map_err(|e| StoreError::Corrupt(format!("a value could not be encoded: {e}")))
+}
+
+/// Adds a user's fields to `args`, in the order of [`FIELD_COLUMNS`].
+pub(super) fn add_fields(args: &mut AnyArguments, u: &UserFields) -> StoreResult<()> {
+    add(args, u.email.as_str())?;
+    add(args, u.kind.as_str())?;
+    add(args, u.status.as_str())?;
+    add(args, u.first_name.as_deref())?;
+    add(args, u.last_name.as_deref())?;
+    add(args, u.account_type.as_str())?;
+    add(args, to_json(&u.attributes)?)?;
+    add(args, u.client_id.as_deref())
+}
+
+/// `INSERT INTO memberships` of `rows` (user, team) pairs, bound in that
+/// order.
+pub(super) fn insert_memberships_sql(backend: Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO memberships (user_id, team_id) VALUES {}",
+        placeholders(backend, rows, 2)
+    )
 }
 
 async fn insert_memberships(
@@ -76,10 +107,7 @@ async fn insert_memberships(
     teams: &[TeamId],
 ) -> StoreResult<()> {
     for chunk in teams.chunks(100) {
-        let sql = format!(
-            "INSERT INTO memberships (user_id, team_id) VALUES {}",
-            placeholders(backend, chunk.len(), 2)
-        );
+        let sql = insert_memberships_sql(backend, chunk.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for team in chunk {
             q = q.bind(user).bind(*team);
@@ -218,15 +246,21 @@ impl Store {
     /// which session cookies carry between instances.
     pub async fn update_user(&self, id: UserId, u: &UserFields, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let update = sqlx::query_scalar(
-            "UPDATE users SET email = $1, kind = $2, status = $3, first_name = $4, \
-             last_name = $5, account_type = $6, attributes = $7, client_id = $8, \
+        let set: String = FIELD_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, column)| format!("{column} = ${}, ", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE users SET {set}\
              updated_at = CASE WHEN $9 > updated_at THEN $9 ELSE updated_at + 1 END \
-             WHERE id = $10 RETURNING id",
+             WHERE id = $10 RETURNING id"
         );
-        let updated = bind_fields(update, u)?
-            .bind(now)
-            .bind(id)
+        let mut args = AnyArguments::default();
+        add_fields(&mut args, u)?;
+        add(&mut args, now)?;
+        add(&mut args, id)?;
+        let updated: Option<i64> = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
             .fetch_optional(&mut *tx)
             .await?;
         if updated.is_none() {

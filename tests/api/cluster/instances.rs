@@ -987,6 +987,57 @@ async fn while_the_database_is_unreachable_readyz_and_handshakes_answer_503_and_
     app.open(&app.token().sign(), "sales").await;
 }
 
+/// The database goes away after a first handshake consumed its `jti` and
+/// while its user waits to be written: the handshake gets `503` without a
+/// session, no user is written, and once the database is back
+/// the person's next handshake creates the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_handshake_whose_user_cannot_be_written_gets_503_and_writes_nothing() {
+    let Some((db, proxy, app, _keys)) = seeded_node_behind_a_proxy(
+        "a_first_handshake_whose_user_cannot_be_written_gets_503_and_writes_nothing",
+    )
+    .await
+    else {
+        return;
+    };
+    let gw = app.gateway.clone();
+    let email = "cut@acme.example";
+    let builder = app.token().email(email);
+    let jti = builder.claims["jti"].as_str().unwrap().to_owned();
+    let url = app.url(&format!("/embed/workbooks/sales?jwt={}", builder.sign()));
+
+    // Hold the user writer off until the jti is consumed, then cut the database.
+    let guard = gw.policy.write_lock().await;
+    let pending = tokio::spawn(get_json_from(app.http.clone(), url));
+    while db
+        .count("SELECT COUNT(*) FROM used_jtis WHERE jti = $1", &jti)
+        .await
+        == 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    proxy.off();
+    drop(guard);
+    let res = pending.await.unwrap();
+    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(answer(res).await, (503, "service_unavailable".to_owned()));
+
+    proxy.on();
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users WHERE email = $1", email)
+            .await,
+        0
+    );
+    assert!(gw.policy.read().user_by_email(email).is_none());
+    app.open(&app.token().email(email).sign(), "sales").await;
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users WHERE email = $1", email)
+            .await,
+        1
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Housekeeping
 // ---------------------------------------------------------------------------
