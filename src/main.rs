@@ -6,6 +6,13 @@ use embedgate::cli::{AdminTokenCommand, Cli, Command, KeysCommand};
 use embedgate::config::Config;
 use embedgate::{commands, telemetry};
 
+/// mimalloc instead of glibc's allocator: every request allocates and frees
+/// small buffers on one worker thread while the batch writers free on
+/// another, and glibc's `malloc_consolidate`/`unlink_chunk` took 4–9 % of a
+/// request's samples (bench/README.md has the figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -112,9 +112,10 @@ async fn handshake(
 }
 
 fn with_frame_policy(mut res: HttpResponse, auth: &Authorized) -> HttpResponse {
-    if let Ok(v) = HeaderValue::from_str(&auth.session.client.csp) {
-        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        auth.session.client.csp.clone(),
+    );
     res
 }
 

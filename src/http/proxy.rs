@@ -220,9 +220,10 @@ pub async fn forward(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ));
-    if let Ok(csp) = HeaderValue::from_str(&auth.session.client.csp) {
-        builder.append_header((header::CONTENT_SECURITY_POLICY, csp));
-    }
+    builder.append_header((
+        header::CONTENT_SECURITY_POLICY,
+        auth.session.client.csp.clone(),
+    ));
     if method == Method::HEAD {
         return Ok(builder.finish());
     }

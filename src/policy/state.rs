@@ -8,6 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderValue;
+
 use super::settings::Settings;
 use crate::domain::{GrantId, TeamId, UserId, WorkspaceId};
 use crate::store::{
@@ -21,8 +23,9 @@ use crate::token::{ClientKeys, KeyLookup, VerificationKey};
 pub struct Client {
     pub record: ClientRecord,
     pub keys: Arc<ClientKeys>,
-    /// The `Content-Security-Policy` value for content of its sessions.
-    pub csp: String,
+    /// The `Content-Security-Policy` header of content of its sessions,
+    /// built once (a session request clones it: a reference count).
+    pub csp: HeaderValue,
 }
 
 impl Client {
@@ -45,10 +48,17 @@ impl Client {
         } else if let Some(pem) = &record.public_key_pem {
             add(pem.as_bytes(), None);
         }
+        const NO_FRAMING: &str = "frame-ancestors 'none'";
         let csp = if record.allowed_origins.is_empty() {
-            "frame-ancestors 'none'".to_owned()
+            HeaderValue::from_static(NO_FRAMING)
         } else {
-            format!("frame-ancestors {}", record.allowed_origins.join(" "))
+            // Origins are checked when they are saved; one that is still
+            // not a header value must not lift the policy: fail closed.
+            let allowed = format!("frame-ancestors {}", record.allowed_origins.join(" "));
+            HeaderValue::from_str(&allowed).unwrap_or_else(|_| {
+                tracing::warn!(client_id = %record.client_id, "allowed origins unusable in a header; framing denied");
+                HeaderValue::from_static(NO_FRAMING)
+            })
         };
         Client {
             keys: Arc::new(ClientKeys {
@@ -334,5 +344,47 @@ where
 impl KeyLookup for PolicyState {
     fn client_keys(&self, kid: &str) -> Option<Arc<ClientKeys>> {
         self.active_client(kid).map(|c| Arc::clone(&c.keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ClientStatus;
+    use crate::token::SigningAlgorithm;
+
+    fn record(origins: &[&str]) -> ClientRecord {
+        ClientRecord {
+            client_id: "acme".into(),
+            name: "Acme".into(),
+            algorithm: SigningAlgorithm::HS256,
+            secret: Some("acme-secret-0123456789-abcdefghijklmnopqrstuvwxyz".into()),
+            previous_secret: None,
+            previous_valid_until: None,
+            public_key_pem: None,
+            jwks_url: None,
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            allowed_teams: Vec::new(),
+            allow_internal_users: false,
+            status: ClientStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_frame_policy_names_the_allowed_origins_and_fails_closed() {
+        let csp = |origins: &[&str]| Client::new(record(origins)).csp;
+        assert_eq!(
+            csp(&["https://a.example", "https://b.example:8443"]),
+            "frame-ancestors https://a.example https://b.example:8443"
+        );
+        assert_eq!(csp(&[]), "frame-ancestors 'none'");
+        // Not reachable through the admin API, which checks origins; a
+        // value that cannot be a header must not drop the header.
+        assert_eq!(
+            csp(&["https://a.example\r\nX-Evil: 1"]),
+            "frame-ancestors 'none'"
+        );
     }
 }

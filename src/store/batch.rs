@@ -52,8 +52,21 @@ pub const MAX_USER_BATCH: usize = 256;
 /// Memberships per `INSERT` (SQLite).
 const MEMBERSHIPS_PER_INSERT: usize = 1000;
 
-const INSERT_JTIS: &str = "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES";
-const JTIS_CONSUMED: &str = "ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti";
+/// The ledger's insert, whose `RETURNING` names the ids it consumed. On
+/// SQLite `OR IGNORE` rather than `ON CONFLICT … DO NOTHING`: a statement
+/// that may abort half-way inside a transaction keeps a statement journal,
+/// a copy of every page it changes (a random page of the primary key for
+/// each id); one that ignores every conflict cannot abort, so it keeps none.
+fn insert_jtis(backend: Backend, values: &str) -> String {
+    const COLUMNS: &str = "INTO used_jtis (client_id, jti, expires_at) VALUES";
+    match backend {
+        Backend::Sqlite => format!("INSERT OR IGNORE {COLUMNS} {values} RETURNING client_id, jti"),
+        Backend::Postgres => format!(
+            "INSERT {COLUMNS} {values} ON CONFLICT (client_id, jti) DO NOTHING \
+             RETURNING client_id, jti"
+        ),
+    }
+}
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, event, request_id, client_id, email, \
                             workbook, outcome, code, remote_addr, note) VALUES";
 
@@ -245,7 +258,7 @@ impl Store {
         };
         let mut parts: Vec<String> = Vec::new();
         if jtis > 0 {
-            parts.push(format!("{INSERT_JTIS} {} {JTIS_CONSUMED}", values(jtis, 3)));
+            parts.push(insert_jtis(backend, &values(jtis, 3)));
         }
         if entries > 0 {
             parts.push(format!("{INSERT_AUDIT} {}", values(entries, 10)));

@@ -291,11 +291,13 @@ async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(
         // jti through a power cut. Checkpoints run in the background
         // (`start_checkpoints`); the commit that fills the log past 10,000
         // pages (40 MB) runs one itself only when the background falls
-        // behind.
+        // behind. Statement journals (a copy of each page a statement of a
+        // batch changes, in case it must be undone alone) are kept in
+        // memory, not written to a temporary file.
         conn.execute(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-             PRAGMA wal_autocheckpoint = 10000;",
+             PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
         )
         .await?;
     }
