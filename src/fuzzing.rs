@@ -9,7 +9,7 @@
 //! * [`token`]: verification (§3) and the token inspector, on the input as a
 //!   token and on the input signed with a known secret, so the claim checks
 //!   see fuzzed JSON behind a valid signature.
-//! * [`claims_to_user`]: the claim checks, then user planning (§4) and the
+//! * [`claims_to_user`](crate::fuzzing::claims_to_user): the claim checks, then user planning (§4) and the
 //!   access decision (§5) against a small fixed policy.
 //!
 //! The first input byte chooses a scenario (flags documented on each

@@ -233,7 +233,7 @@ impl Store {
     }
 
     /// On SQLite, copies the write-ahead log into the database file every
-    /// [`CHECKPOINT_EVERY`] after writes, on a connection of its own (a
+    /// 100 ms (`CHECKPOINT_EVERY`) after writes, on a connection of its own (a
     /// passive checkpoint waits for no writer and no writer waits for it):
     /// otherwise the commit that fills the log past SQLite's threshold does
     /// it, and the handshakes waiting for that commit wait for the copy too.
