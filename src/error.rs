@@ -210,6 +210,18 @@ impl Problem {
         )
     }
 
+    /// A database failure while `doing` something: `503` when the
+    /// database cannot be reached, else `500`, logged with `doing`. The one
+    /// place that maps a store error that is not a conflict.
+    pub fn from_store(e: &crate::store::StoreError, doing: &str) -> Self {
+        if e.is_unavailable() {
+            Self::unavailable()
+        } else {
+            tracing::error!(error = %e, "database error while {doing}");
+            Self::internal()
+        }
+    }
+
     pub fn status(&self) -> u16 {
         self.code.status()
     }
@@ -226,6 +238,16 @@ impl std::error::Error for Problem {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_failure_is_503_when_the_database_is_unreachable_else_500() {
+        use crate::store::StoreError;
+        let unreachable = StoreError::Unavailable(sqlx::Error::PoolTimedOut);
+        assert_eq!(Problem::from_store(&unreachable, "testing").status(), 503);
+        let refused = StoreError::Corrupt("a bad row".into());
+        let problem = Problem::from_store(&refused, "testing");
+        assert_eq!((problem.status(), problem.code), (500, ErrorCode::Internal));
+    }
 
     #[test]
     fn statuses_follow_the_contract() {

@@ -36,11 +36,7 @@ pub struct Actor {
 pub fn store_error(conflict: &str) -> impl Fn(StoreError) -> Problem + '_ {
     move |e| match e {
         StoreError::Conflict(_) => Problem::conflict(conflict),
-        e if e.is_unavailable() => Problem::unavailable(),
-        e => {
-            tracing::error!(error = %e, "admin store error");
-            Problem::internal()
-        }
+        e => Problem::from_store(&e, "making an admin change"),
     }
 }
 

@@ -128,12 +128,7 @@ struct Writer {
 }
 
 fn store_problem(e: &StoreError) -> Problem {
-    if e.is_unavailable() {
-        Problem::unavailable()
-    } else {
-        tracing::error!(error = %e, "database error while writing a handshake's user");
-        Problem::internal()
-    }
+    Problem::from_store(e, "writing a handshake's user")
 }
 
 impl Provisioner {

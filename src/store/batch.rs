@@ -26,7 +26,9 @@ use std::sync::atomic::Ordering;
 use sqlx::Arguments;
 use sqlx::any::AnyArguments;
 
-use super::users::{FIELD_COLUMNS, add, add_fields, insert_memberships_sql};
+use super::users::{
+    FIELD_COLUMNS, MEMBERSHIPS_PER_INSERT, add, add_fields, insert_memberships_sql,
+};
 use super::{
     AuditRecord, Backend, JtiUse, Store, StoreResult, UserFields, placeholders, placeholders_from,
     to_json,
@@ -49,8 +51,6 @@ const SEEN_PER_UPDATE: usize = 1000;
 /// (2,816 at most; their memberships are one JSON value on PostgreSQL,
 /// statements of their own on SQLite).
 pub const MAX_USER_BATCH: usize = 256;
-/// Memberships per `INSERT` (SQLite).
-const MEMBERSHIPS_PER_INSERT: usize = 1000;
 
 /// The ledger's insert, whose `RETURNING` names the ids it consumed. On
 /// SQLite `OR IGNORE` rather than `ON CONFLICT … DO NOTHING`: a statement

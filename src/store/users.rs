@@ -91,6 +91,9 @@ pub(super) fn add_fields(args: &mut AnyArguments, u: &UserFields) -> StoreResult
     add(args, u.client_id.as_deref())
 }
 
+/// Memberships per `INSERT` (two values each).
+pub(super) const MEMBERSHIPS_PER_INSERT: usize = 1000;
+
 /// `INSERT INTO memberships` of `rows` (user, team) pairs, bound in that
 /// order.
 pub(super) fn insert_memberships_sql(backend: Backend, rows: usize) -> String {
@@ -106,7 +109,7 @@ async fn insert_memberships(
     user: UserId,
     teams: &[TeamId],
 ) -> StoreResult<()> {
-    for chunk in teams.chunks(100) {
+    for chunk in teams.chunks(MEMBERSHIPS_PER_INSERT) {
         let sql = insert_memberships_sql(backend, chunk.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for team in chunk {

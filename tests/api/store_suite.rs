@@ -114,7 +114,7 @@ fn workbook(id: &str, workspace: Option<i64>) -> WorkbookRecord {
     }
 }
 
-fn user_fields(address: &str, teams: &[TeamId]) -> UserFields {
+pub(crate) fn user_fields(address: &str, teams: &[TeamId]) -> UserFields {
     UserFields {
         email: email(address),
         kind: UserKind::Embed,

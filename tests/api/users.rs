@@ -1366,18 +1366,12 @@ async fn a_first_handshake_adopts_a_user_another_instance_just_created() {
     let gw = &app.gateway;
     let analysts = gw.policy.read().team_by_name("acme-analysts").unwrap().id;
     let fields = embedgate::store::UserFields {
-        email: embedgate::domain::Email::parse("eve@acme.example").unwrap(),
-        kind: embedgate::domain::UserKind::Embed,
-        status: embedgate::domain::UserStatus::Active,
         first_name: Some("Eve".into()),
-        last_name: None,
-        account_type: "Viewer".into(),
         attributes: embedgate::domain::Attributes::from([(
             "company".to_owned(),
             "acme".to_owned(),
         )]),
-        client_id: Some(ACME_CLIENT.into()),
-        team_ids: vec![analysts],
+        ..crate::store_suite::user_fields("eve@acme.example", &[analysts])
     };
     let id = gw
         .store
