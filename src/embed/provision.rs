@@ -345,3 +345,54 @@ fn retry(mut job: Job, again: &mut Vec<Job>) {
         job.answer(Err(Problem::internal()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn job() -> (Job, oneshot::Receiver<Result<Written, Problem>>) {
+        let (reply, wait) = oneshot::channel();
+        let claims = Claims {
+            email: Email::parse("ana@example.com").unwrap(),
+            jti: "jti-1".into(),
+            iat: 0,
+            exp: 60,
+            nbf: None,
+            first_name: None,
+            last_name: None,
+            teams: None,
+            account_type: None,
+            user_attributes: None,
+            session_length: None,
+        };
+        let write = Write {
+            client_id: "acme-host".into(),
+            claims,
+            workbook: "sales".into(),
+            tag: None,
+            now: 0,
+        };
+        let job = Job {
+            write,
+            reply,
+            tries: 0,
+        };
+        (job, wait)
+    }
+
+    #[test]
+    fn a_user_whose_email_is_taken_again_and_again_fails_with_an_internal_error() {
+        let (job, mut wait) = job();
+        let mut again = Vec::new();
+        retry(job, &mut again);
+        assert_eq!(again.len(), 1, "planned again after the first time");
+        assert!(wait.try_recv().is_err(), "not answered yet");
+
+        let job = again.pop().unwrap();
+        retry(job, &mut again);
+        assert!(again.is_empty(), "not planned a third time");
+        let answer = wait.try_recv().expect("answered");
+        assert_eq!(answer.unwrap_err().code, ErrorCode::Internal);
+    }
+}

@@ -7,6 +7,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::client_ip::client_addr;
+use super::cookie_headers;
 use super::problem;
 use super::request_id::RequestId;
 use crate::audit::Origin;
@@ -16,12 +17,6 @@ use crate::embed::{self, Authorized, EmbedQuery, HandshakeRequest, TokenParam};
 use crate::error::{ErrorCode, Problem};
 use crate::gateway::Gateway;
 use crate::metrics::RequestKind;
-
-fn cookie_headers(req: &HttpRequest) -> impl Iterator<Item = &str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-}
 
 /// `/embed/workbooks/{workbook_id}[/{sub_path}]`, and anything else under
 /// `/embed/workbooks`.

@@ -48,3 +48,14 @@ pub fn routes(demo: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
         cfg.default_service(web::to(not_found));
     }
 }
+
+/// The request's `Cookie` header values as text. Checked as UTF-8 in one
+/// pass rather than byte by byte as visible ASCII (`HeaderValue::to_str`,
+/// 3 % of a session request's instructions for its one long cookie): what
+/// matters of them, the session cookie's value, is Base64 that its codec
+/// decodes strictly.
+pub(crate) fn cookie_headers(req: &actix_web::HttpRequest) -> impl Iterator<Item = &str> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
+}

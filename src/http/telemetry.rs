@@ -15,6 +15,10 @@ use tracing_actix_web::RootSpanBuilder;
 
 use super::request_id::{RequestId, Started};
 
+/// The target of the request lines, which the text log writes by a short
+/// path of its own (`telemetry::TextLines`).
+pub const TARGET: &str = module_path!();
+
 pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {

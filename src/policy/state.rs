@@ -18,6 +18,12 @@ use crate::store::{
 };
 use crate::token::{ClientKeys, KeyLookup, VerificationKey};
 
+/// The policy's maps hash with foldhash (seeded at random for each map, as
+/// actix-http's own maps are) rather than SipHash: a session request looks
+/// up its client, user, workbook and grants, and SipHash was 3 % of its
+/// instructions (bench/README.md).
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 /// An embed client with its verification keys ready.
 #[derive(Debug)]
 pub struct Client {
@@ -83,21 +89,21 @@ impl Client {
 #[derive(Debug, Default)]
 pub struct PolicyState {
     pub settings: Settings,
-    clients: HashMap<String, Arc<Client>>,
-    account_types: HashMap<String, Arc<AccountTypeRecord>>,
-    teams: HashMap<TeamId, Arc<TeamRecord>>,
-    team_by_name: HashMap<String, TeamId>,
-    users: HashMap<UserId, Arc<UserRecord>>,
-    user_by_email: HashMap<String, UserId>,
-    members: HashMap<TeamId, BTreeSet<UserId>>,
-    workspaces: HashMap<WorkspaceId, Arc<WorkspaceRecord>>,
-    workbooks: HashMap<String, Arc<WorkbookRecord>>,
-    grants: HashMap<GrantId, Arc<GrantRecord>>,
+    clients: Map<String, Arc<Client>>,
+    account_types: Map<String, Arc<AccountTypeRecord>>,
+    teams: Map<TeamId, Arc<TeamRecord>>,
+    team_by_name: Map<String, TeamId>,
+    users: Map<UserId, Arc<UserRecord>>,
+    user_by_email: Map<String, UserId>,
+    members: Map<TeamId, BTreeSet<UserId>>,
+    workspaces: Map<WorkspaceId, Arc<WorkspaceRecord>>,
+    workbooks: Map<String, Arc<WorkbookRecord>>,
+    grants: Map<GrantId, Arc<GrantRecord>>,
     /// Grants by what they are on, in two maps so that a decision looks a
     /// workbook up by `&str` without building a [`GrantTarget`].
-    grants_on_workbook: HashMap<String, Vec<Arc<GrantRecord>>>,
-    grants_on_workspace: HashMap<WorkspaceId, Vec<Arc<GrantRecord>>>,
-    grants_by_team: HashMap<TeamId, BTreeSet<GrantId>>,
+    grants_on_workbook: Map<String, Vec<Arc<GrantRecord>>>,
+    grants_on_workspace: Map<WorkspaceId, Vec<Arc<GrantRecord>>>,
+    grants_by_team: Map<TeamId, BTreeSet<GrantId>>,
 }
 
 impl PolicyState {
@@ -328,7 +334,7 @@ impl PolicyState {
 
 /// Takes grant `id` out of `key`'s list, and the list out of `map` when it
 /// is left empty.
-fn remove_grant<K, Q>(map: &mut HashMap<K, Vec<Arc<GrantRecord>>>, key: &Q, id: GrantId)
+fn remove_grant<K, Q>(map: &mut Map<K, Vec<Arc<GrantRecord>>>, key: &Q, id: GrantId)
 where
     K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
     Q: std::hash::Hash + Eq + ?Sized,

@@ -110,11 +110,7 @@ fn seal(gw: &Gateway, claims: &ConsoleClaims) -> String {
 }
 
 fn open(gw: &Gateway, req: &HttpRequest) -> Option<ConsoleClaims> {
-    let headers = req
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok());
-    for header in headers {
+    for header in crate::http::cookie_headers(req) {
         for c in Cookie::split_parse(header).flatten() {
             if c.name() != COOKIE_NAME {
                 continue;
