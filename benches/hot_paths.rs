@@ -4,8 +4,10 @@
 //!   (shape, client, algorithm, signature, claims), HS256 and ES256;
 //! - `decide/*`: the access decision [`PolicyState::decide`] with
 //!   [`NoTrace`], as a handshake and every session request make it;
-//! - `session/*`: checking a session cookie ([`SessionCodec::validate`]) and
-//!   sealing a new one (what a handshake's `Set-Cookie` costs);
+//! - `session/*`: checking a session cookie ([`SessionCodec::validate`]):
+//!   its first request (`validate_first`: MAC, decoding) and the later ones
+//!   (`validate`: the codec remembers the verified value); and sealing a new
+//!   one (what a handshake's `Set-Cookie` costs);
 //! - `render/*`: rendering the demo's sales template workbook with the
 //!   repository's `templates/` and `data/`: with minijinja
 //!   ([`Content::render_workbook_uncached`], a first view) and from the
@@ -21,7 +23,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use embedgate::content::{Content, Page, TemplateUser};
 use embedgate::domain::{Email, Level, PermissionSet, UserKind, UserStatus, WorkbookSource};
 use embedgate::policy::{NoTrace, PolicyState, Reasons, Subject};
@@ -378,7 +380,8 @@ fn session_claims() -> SessionClaims {
 
 fn session_validation(c: &mut Criterion) {
     let f = fixture();
-    let codec = SessionCodec::new(&cookie::Key::generate());
+    let key = cookie::Key::generate();
+    let codec = SessionCodec::new(&key);
     let value = codec.seal(&session_claims());
     // As browsers send it: another cookie of the host page first.
     let header = format!("theme=dark; {COOKIE_NAME}={value}");
@@ -399,6 +402,23 @@ fn session_validation(c: &mut Criterion) {
                 )
                 .is_ok()
         })
+    });
+    g.bench_function("validate_first", |b| {
+        b.iter_batched(
+            || SessionCodec::new(&key),
+            |fresh| {
+                let ok = fresh
+                    .validate(
+                        &f.state,
+                        std::iter::once(black_box(header.as_str())),
+                        "sales",
+                        NOW,
+                    )
+                    .is_ok();
+                (fresh, ok)
+            },
+            BatchSize::SmallInput,
+        )
     });
     let claims = session_claims();
     g.bench_function("set_cookie", |b| {

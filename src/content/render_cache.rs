@@ -31,7 +31,7 @@ const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct RenderCache {
-    pages: DashMap<Box<[u8]>, Bytes>,
+    pages: DashMap<Box<[u8]>, Bytes, crate::HashState>,
     bytes: AtomicUsize,
 }
 

@@ -18,11 +18,7 @@ use crate::store::{
 };
 use crate::token::{ClientKeys, KeyLookup, VerificationKey};
 
-/// The policy's maps hash with foldhash (seeded at random for each map, as
-/// actix-http's own maps are) rather than SipHash: a session request looks
-/// up its client, user, workbook and grants, and SipHash was 3 % of its
-/// instructions (bench/README.md).
-type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+type Map<K, V> = HashMap<K, V, crate::HashState>;
 
 /// An embed client with its verification keys ready.
 #[derive(Debug)]

@@ -12,14 +12,20 @@
 //! every older session at once. Deactivation, a deleted client or a deleted
 //! user end it too, because every request re-reads them from the in-memory
 //! policy.
+//!
+//! A session's requests after its first skip the MAC and the decoding: each
+//! codec remembers the cookie values whose MAC held, with their claims
+//! ([`VERIFIED_CAP`] of them at most), as API gateways cache verified
+//! tokens. Only what the cookie itself says is remembered; its expiry, its
+//! workbook, its user and its client are checked on every request.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cookie::{Cookie, SameSite};
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Problem};
@@ -47,42 +53,8 @@ pub struct SessionClaims {
     pub exp: i64,
 }
 
-/// [`SessionClaims`] as read on every request: the strings borrowed from
-/// the decoded cookie rather than copied (they are copied only when the
-/// claims must outlive it, see [`SessionCheck::Stale`]).
-#[derive(Deserialize)]
-struct ClaimsRef<'a> {
-    #[serde(borrow)]
-    sid: Cow<'a, str>,
-    uid: i64,
-    #[serde(borrow)]
-    em: Cow<'a, str>,
-    uv: i64,
-    #[serde(borrow)]
-    cid: Cow<'a, str>,
-    #[serde(borrow)]
-    wb: Cow<'a, str>,
-    ep: i64,
-    exp: i64,
-}
-
-impl ClaimsRef<'_> {
-    fn to_owned_claims(&self) -> SessionClaims {
-        SessionClaims {
-            sid: self.sid.clone().into_owned(),
-            uid: self.uid,
-            em: self.em.clone().into_owned(),
-            uv: self.uv,
-            cid: self.cid.clone().into_owned(),
-            wb: self.wb.clone().into_owned(),
-            ep: self.ep,
-            exp: self.exp,
-        }
-    }
-}
-
 /// The claims in a cookie's verified JSON: the one place it is decoded.
-fn read_claims(json: &[u8]) -> Option<ClaimsRef<'_>> {
+fn read_claims(json: &[u8]) -> Option<SessionClaims> {
     serde_json::from_slice(json).ok()
 }
 
@@ -96,7 +68,15 @@ pub struct Session {
 pub struct SessionCodec {
     /// HMAC-SHA256 with the session key (its padded key blocks computed once).
     key: hmac::Key,
+    /// Cookie values whose MAC held, and their claims.
+    verified: DashMap<Box<str>, Arc<SessionClaims>, crate::HashState>,
 }
+
+/// The most cookie values a codec remembers as verified (about 10 MiB for
+/// cookies of the usual size; only values whose MAC held get in, so only
+/// sessions this gateway issued). When it is full, it forgets them all:
+/// each is then verified once more.
+pub const VERIFIED_CAP: usize = 16_384;
 
 /// The Base64 (padded) MAC that starts a cookie value.
 const MAC_B64_LEN: usize = 44;
@@ -123,6 +103,7 @@ impl SessionCodec {
     pub fn new(key: &cookie::Key) -> Self {
         SessionCodec {
             key: hmac::Key::new(hmac::HMAC_SHA256, key.signing()),
+            verified: DashMap::default(),
         }
     }
 
@@ -139,7 +120,23 @@ impl SessionCodec {
     /// reads them (`SessionCodec::check`), then copied.
     pub fn open(&self, value: &str) -> Option<SessionClaims> {
         let json = self.verified_payload(value)?;
-        read_claims(&json).map(|claims| claims.to_owned_claims())
+        read_claims(&json)
+    }
+
+    /// The claims of a cookie value whose MAC holds: remembered, or
+    /// verified, decoded and remembered while they are not expired at `now`.
+    fn claims(&self, value: &str, now: i64) -> Option<Arc<SessionClaims>> {
+        if let Some(known) = self.verified.get(value) {
+            return Some(Arc::clone(known.value()));
+        }
+        let claims = Arc::new(self.open(value)?);
+        if now < claims.exp {
+            if self.verified.len() >= VERIFIED_CAP {
+                self.verified.clear();
+            }
+            self.verified.insert(value.into(), Arc::clone(&claims));
+        }
+        Some(claims)
     }
 
     /// The JSON a cookie value carries, if its MAC holds (compared in
@@ -207,10 +204,8 @@ impl SessionCodec {
         now: i64,
     ) -> Result<Session, SessionCheck> {
         let bad = |why| SessionCheck::Invalid(invalid(why));
-        let json = self.verified_payload(value);
-        let claims = json
-            .as_deref()
-            .and_then(read_claims)
+        let claims = self
+            .claims(value, now)
             .ok_or_else(|| bad("cookie is not valid (tampered or from another gateway)"))?;
         if claims.wb != workbook {
             return Err(bad("belongs to another workbook"));
@@ -219,7 +214,7 @@ impl SessionCodec {
             return Err(bad("has expired"));
         }
         let (Some(client), Some(user)) = (state.client(&claims.cid), state.user(claims.uid)) else {
-            return Err(SessionCheck::Stale(Box::new(claims.to_owned_claims())));
+            return Err(SessionCheck::Stale(Box::new((*claims).clone())));
         };
         if !client.is_active() {
             return Err(bad(
@@ -230,7 +225,7 @@ impl SessionCodec {
             return Err(bad("was revoked"));
         }
         if user.session_epoch < claims.ep || user.updated_at < claims.uv {
-            return Err(SessionCheck::Stale(Box::new(claims.to_owned_claims())));
+            return Err(SessionCheck::Stale(Box::new((*claims).clone())));
         }
         Ok(Session {
             user: Arc::clone(user),
@@ -338,10 +333,9 @@ mod tests {
         }
     }
 
-    /// Strings are borrowed from the cookie when they hold no escapes, and
-    /// unescaped into their own copy when they do: either way, the same claims.
     #[test]
-    fn claims_read_without_copies_equal_the_sealed_ones_escapes_included() {
+    fn claims_read_equal_the_sealed_ones_escapes_included() {
+        let c = codec();
         for em in [
             "ana@acme.example",
             "an\"a\\@acme.example",
@@ -351,15 +345,55 @@ mod tests {
                 em: em.to_owned(),
                 ..claims()
             };
-            let json = serde_json::to_vec(&sealed).unwrap();
-            let read = read_claims(&json).unwrap();
-            assert_eq!(read.to_owned_claims(), sealed);
-            assert_eq!(
-                matches!(read.em, Cow::Borrowed(_)),
-                !em.contains('\\'),
-                "{em}"
-            );
+            assert_eq!(c.open(&c.seal(&sealed)), Some(sealed));
         }
+    }
+
+    #[test]
+    fn a_verified_value_is_remembered_and_nothing_else_is() {
+        let c = codec();
+        let now = 1_000;
+        let value = c.seal(&claims());
+        let first = c.claims(&value, now).unwrap();
+        assert_eq!(c.verified.len(), 1);
+        let again = c.claims(&value, now).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is the remembered one"
+        );
+
+        // A tampered value is refused, remembered value or not.
+        let mut tampered = value.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(c.claims(&tampered, now).is_none());
+        // Another key does not accept it because this codec remembers it.
+        assert!(codec().claims(&value, now).is_none());
+        assert_eq!(c.verified.len(), 1, "what failed is not remembered");
+
+        // An expired value is read (the check says it has expired) but not kept.
+        let old = c.seal(&SessionClaims {
+            exp: now,
+            ..claims()
+        });
+        assert_eq!(c.claims(&old, now).unwrap().exp, now);
+        assert_eq!(c.verified.len(), 1);
+    }
+
+    #[test]
+    fn the_remembered_values_stay_bounded() {
+        let c = codec();
+        for uid in 0..=VERIFIED_CAP as i64 {
+            let value = c.seal(&SessionClaims { uid, ..claims() });
+            assert_eq!(c.claims(&value, 0).unwrap().uid, uid);
+            assert!(c.verified.len() <= VERIFIED_CAP);
+        }
+        assert_eq!(
+            c.verified.len(),
+            1,
+            "full, it forgot them all, then kept the last"
+        );
     }
 
     #[test]
