@@ -116,8 +116,8 @@ impl SessionCodec {
         value
     }
 
-    /// The claims of a cookie value, if its MAC holds: read as every request
-    /// reads them (`SessionCodec::check`), then copied.
+    /// The claims of a cookie value, if its MAC holds: verified and decoded
+    /// as a session's first request does (later ones find them remembered).
     pub fn open(&self, value: &str) -> Option<SessionClaims> {
         let json = self.verified_payload(value)?;
         read_claims(&json)
