@@ -2,7 +2,7 @@
 //! `--log-format json`. `RUST_LOG` filters (default `info`).
 //!
 //! The request lines, one per request, are the log's bulk: in text format
-//! without colours they are written by [`TextLines`] in the layout of
+//! without colours they are written by `TextLines` in the layout of
 //! `tracing-subscriber`'s default format, by a shorter path.
 //!
 //! Lines go to standard error through a background thread
