@@ -1,6 +1,9 @@
 //! `X-Request-Id`: taken from the request when it is a sane value, else
 //! generated; kept in the request's extensions for logs and the audit, and
-//! returned on the response. Also times every request for the metrics.
+//! returned on the response. Also times every request for the metrics, and
+//! says `X-Content-Type-Options: nosniff` on every response (here rather
+//! than in a `DefaultHeaders` layer of its own: one layer fewer for every
+//! request to pass through).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
@@ -9,7 +12,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 
@@ -89,9 +92,12 @@ pub async fn middleware(
         .get::<RequestKind>()
         .copied()
         .unwrap_or(kind);
+    let headers = res.headers_mut();
     if let Some(value) = header {
-        res.headers_mut()
-            .insert(HeaderName::from_static(HEADER), value);
+        headers.insert(HeaderName::from_static(HEADER), value);
+    }
+    if !headers.contains_key(X_CONTENT_TYPE_OPTIONS) {
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
     if let Some(gw) = gw {
         gw.metrics.observe(kind, started.elapsed().as_secs_f64());

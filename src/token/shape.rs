@@ -41,15 +41,17 @@ fn is_base64url(segment: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Decodes one segment. The decoder refuses any byte outside the base64url
+/// alphabet, padding included, so the alphabet is looked at again only to
+/// say why a segment was refused.
 fn decode_segment(name: &str, segment: &str) -> Result<Vec<u8>, TokenError> {
-    if !is_base64url(segment) {
-        return Err(TokenError::malformed(format_args!(
-            "the {name} is not base64url without padding"
-        )));
-    }
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| TokenError::malformed(format_args!("the {name} is not valid base64url")))
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| {
+        if is_base64url(segment) {
+            TokenError::malformed(format_args!("the {name} is not valid base64url"))
+        } else {
+            TokenError::malformed(format_args!("the {name} is not base64url without padding"))
+        }
+    })
 }
 
 impl<'a> RawToken<'a> {
@@ -159,6 +161,21 @@ mod tests {
         // standard base64 with padding in the header
         let padded = format!("{}=.{}.{}", b64(H), b64(P), b64("sig"));
         assert_eq!(code(&padded), ErrorCode::TokenMalformed);
+    }
+
+    #[test]
+    fn a_refused_segment_says_whether_its_alphabet_or_its_bits_are_wrong() {
+        let message = |t: &str| RawToken::parse(t).unwrap_err().message;
+        let padded = format!("{}=.{}.{}", b64(H), b64(P), b64("sig"));
+        assert!(message(&padded).contains("the header is not base64url without padding"));
+        // "QR" has bits left over after its byte; "Q" is too short for one.
+        for sig in ["QR", "Q"] {
+            let t = format!("{}.{}.{sig}", b64(H), b64(P));
+            assert!(
+                message(&t).contains("the signature is not valid base64url"),
+                "{sig}"
+            );
+        }
     }
 
     #[test]
