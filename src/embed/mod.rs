@@ -61,7 +61,9 @@ impl Authorized {
 /// Checks a session request against the current in-memory policy. The
 /// database is read only when the cookie is newer than this instance's view
 /// of its user or client (another instance issued it a moment ago, before
-/// its change arrived here); then those two are reloaded and checked again.
+/// its change arrived here); then those two are reloaded and checked again,
+/// once per session: when they are still missing (the user was deleted),
+/// the session is refused from then on without reading the database.
 pub async fn authorize_session(
     gw: &Gateway,
     cookie_headers: &[&str],
@@ -79,7 +81,12 @@ pub async fn authorize_session(
                     .map_err(|_| Problem::unavailable())?;
             }
             drop(guard);
-            decide_session(gw, cookie_headers, workbook, tag).map_err(SessionCheck::into_problem)
+            let again = decide_session(gw, cookie_headers, workbook, tag);
+            if let Err(SessionCheck::Stale(gone)) = &again {
+                // Its next requests are refused without another reload.
+                gw.sessions.mark_gone(gone);
+            }
+            again.map_err(SessionCheck::into_problem)
         }
         other => other.map_err(SessionCheck::into_problem),
     }

@@ -25,7 +25,7 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cookie::{Cookie, SameSite};
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Problem};
@@ -70,6 +70,10 @@ pub struct SessionCodec {
     key: hmac::Key,
     /// Cookie values whose MAC held, and their claims.
     verified: DashMap<Box<str>, Arc<SessionClaims>, crate::HashState>,
+    /// Sessions (by `sid`) whose user or client a reload from the database
+    /// found gone ([`SessionCodec::mark_gone`]): refused from then on
+    /// without reading the database again.
+    gone: DashSet<Box<str>, crate::HashState>,
 }
 
 /// The most cookie values a codec remembers as verified (about 10 MiB for
@@ -77,6 +81,13 @@ pub struct SessionCodec {
 /// sessions this gateway issued). When it is full, it forgets them all:
 /// each is then verified once more.
 pub const VERIFIED_CAP: usize = 16_384;
+
+/// The most sessions a codec remembers as gone; when full, it forgets them
+/// all (each then costs one more reload).
+const GONE_CAP: usize = 16_384;
+
+/// Why a session whose user or client no longer exists is refused.
+const GONE: &str = "belongs to a user or an embed client that no longer exists";
 
 /// The Base64 (padded) MAC that starts a cookie value.
 const MAC_B64_LEN: usize = 44;
@@ -104,6 +115,28 @@ impl SessionCodec {
         SessionCodec {
             key: hmac::Key::new(hmac::HMAC_SHA256, key.signing()),
             verified: DashMap::default(),
+            gone: DashSet::default(),
+        }
+    }
+
+    /// Remembers that a reload from the database left this session stale:
+    /// its user or client is gone. Only ever makes a refusal stick (a
+    /// deleted user's id, or a revoked client's, never comes back to life
+    /// for its old cookies).
+    pub fn mark_gone(&self, claims: &SessionClaims) {
+        if self.gone.len() >= GONE_CAP {
+            self.gone.clear();
+        }
+        self.gone.insert(claims.sid.as_str().into());
+    }
+
+    /// A session newer than this instance's view of its user or client:
+    /// to be reloaded, unless a reload already found them gone.
+    fn stale(&self, claims: &SessionClaims) -> SessionCheck {
+        if self.gone.contains(claims.sid.as_str()) {
+            SessionCheck::Invalid(invalid(GONE))
+        } else {
+            SessionCheck::Stale(Box::new(claims.clone()))
         }
     }
 
@@ -214,7 +247,7 @@ impl SessionCodec {
             return Err(bad("has expired"));
         }
         let (Some(client), Some(user)) = (state.client(&claims.cid), state.user(claims.uid)) else {
-            return Err(SessionCheck::Stale(Box::new((*claims).clone())));
+            return Err(self.stale(&claims));
         };
         if !client.is_active() {
             return Err(bad(
@@ -225,7 +258,7 @@ impl SessionCodec {
             return Err(bad("was revoked"));
         }
         if user.session_epoch < claims.ep || user.updated_at < claims.uv {
-            return Err(SessionCheck::Stale(Box::new((*claims).clone())));
+            return Err(self.stale(&claims));
         }
         Ok(Session {
             user: Arc::clone(user),
@@ -256,9 +289,7 @@ impl SessionCheck {
                 "This embed URL has no token and there is no session. Open the workbook through a freshly signed embed URL.",
             ),
             SessionCheck::Invalid(p) => p,
-            SessionCheck::Stale(_) => {
-                invalid("belongs to a user or an embed client that no longer exists")
-            }
+            SessionCheck::Stale(_) => invalid(GONE),
         }
     }
 }
@@ -379,6 +410,33 @@ mod tests {
         });
         assert_eq!(c.claims(&old, now).unwrap().exp, now);
         assert_eq!(c.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_session_a_reload_found_gone_is_refused_without_another() {
+        let c = codec();
+        let empty = PolicyState::default();
+        let check = |claims: &SessionClaims| {
+            let header = format!("{COOKIE_NAME}={}", c.seal(claims));
+            c.validate(&empty, std::iter::once(header.as_str()), "sales", 1_000)
+        };
+        // Its user is unknown here: reload, as for a session another
+        // instance just issued.
+        assert!(matches!(check(&claims()), Err(SessionCheck::Stale(_))));
+        c.mark_gone(&claims());
+        match check(&claims()) {
+            Err(SessionCheck::Invalid(p)) => {
+                assert_eq!(p.code, ErrorCode::SessionInvalid);
+                assert!(p.message.contains(GONE), "{}", p.message);
+            }
+            _ => panic!("a session found gone must be refused, not reloaded"),
+        }
+        // Only that session: another one of the same user is reloaded.
+        let other = SessionClaims {
+            sid: "s2".into(),
+            ..claims()
+        };
+        assert!(matches!(check(&other), Err(SessionCheck::Stale(_))));
     }
 
     #[test]

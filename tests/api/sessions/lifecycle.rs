@@ -270,6 +270,42 @@ async fn sessions_and_keys_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_deleted_users_session_reads_the_database_once_then_never() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let cookie = app.open(&app.token().sign(), "sales").await;
+    let ana = app.admin().user("ana@acme.example").await["id"].clone();
+    app.admin().delete(&format!("/users/{ana}")).await;
+    app.gateway.recorder.flush().await;
+    // The first request reloads the user (it could be one another instance
+    // created a moment ago) and finds it gone.
+    let before = app.db_queries();
+    assert_error(
+        app.get_with_cookie("/embed/workbooks/sales", &cookie).await,
+        401,
+        "session_invalid",
+    )
+    .await;
+    assert!(app.db_queries() > before, "the first request reloads");
+    // Every later one is refused from memory.
+    let after_reload = app.db_queries();
+    for _ in 0..20 {
+        assert_error(
+            app.get_with_cookie("/embed/workbooks/sales", &cookie).await,
+            401,
+            "session_invalid",
+        )
+        .await;
+    }
+    app.gateway.recorder.flush().await;
+    assert_eq!(
+        app.db_queries(),
+        after_reload,
+        "a gone session's requests used the database"
+    );
+}
+
+#[tokio::test]
 async fn session_requests_never_touch_the_database() {
     let app = spawn_app().await;
     seed(&app).await;
