@@ -6,8 +6,9 @@
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
 //! the statements of the batch writers (`batch`: the `jti` ledger's one
-//! round trip, new users in one statement), and the change feed of cluster
-//! mode.
+//! round trip, new users in one statement), the audit log's search by
+//! email (SQLite keeps that index apart, see `audit`), and the change feed
+//! of cluster mode.
 //!
 //! Flags are stored as integers and timestamps as Unix milliseconds, the
 //! types both backends decode alike through `Any`.
@@ -111,6 +112,9 @@ pub struct Store {
     /// time, and a connection that finds the write lock taken sleeps in
     /// SQLite's busy handler (1, 2, 5, 10… ms).
     batch_conn: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
+    /// When a batch last brought SQLite's email index of the audit log up
+    /// to date (see [`audit`]).
+    email_index: Arc<std::sync::Mutex<audit::EmailIndexClock>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -176,6 +180,10 @@ impl Store {
             queries: Arc::new(AtomicU64::new(0)),
             options,
             batch_conn: Arc::new(tokio::sync::Mutex::new(None)),
+            email_index: Arc::new(std::sync::Mutex::new(audit::EmailIndexClock {
+                last: None,
+                every: audit::EMAIL_INDEX_EVERY,
+            })),
         })
     }
 

@@ -1177,6 +1177,187 @@ async fn audit(store: &Store) {
     assert_eq!(got[149], 10);
 }
 
+/// A search by email is exact whether its entries are in SQLite's email
+/// index yet or still after its mark (`tail` says how many are there; on
+/// PostgreSQL the index is a plain one and `tail` is `None`).
+async fn audit_by_email(store: &Store, tail: impl AsyncFn() -> Option<i64>) {
+    // Only the first batch and `index_audit_emails` index.
+    store.set_email_index_every(std::time::Duration::from_secs(3600));
+    store
+        .insert_audit(&[
+            entry(1, "handshake", Some("ana@acme.example"), "allowed"),
+            entry(2, "handshake", Some("bob@acme.example"), "allowed"),
+            entry(3, "user_created", Some("ana@acme.example"), "allowed"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(tail().await, None | Some(0)),
+        "the first batch indexes"
+    );
+    store
+        .insert_audit(&[
+            entry(4, "handshake", Some("ana@acme.example"), "denied"),
+            entry(5, "admin_change", None, "allowed"),
+            entry(6, "handshake", Some("bob@acme.example"), "allowed"),
+            entry(7, "handshake", Some("ana@acme.example"), "allowed"),
+        ])
+        .await
+        .unwrap();
+    let find = async |email: &str, event: Option<&str>, outcome: Option<&str>, limit| {
+        let got = store
+            .list_audit(&AuditFilter {
+                email: Some(email.to_owned()),
+                event: event.map(str::to_owned),
+                outcome: outcome.map(str::to_owned),
+                limit,
+            })
+            .await
+            .unwrap();
+        got.iter().map(|e| e.at - T).collect::<Vec<i64>>()
+    };
+    let answers = async || {
+        [
+            find("ana@acme.example", None, None, 100).await,
+            find("ana@acme.example", None, None, 3).await,
+            find("ana@acme.example", None, None, 1).await,
+            find("ana@acme.example", Some("handshake"), None, 100).await,
+            find("ana@acme.example", None, Some("denied"), 100).await,
+            find("ana@acme.example", Some("user_created"), None, 100).await,
+            find("bob@acme.example", None, None, 100).await,
+            find("nobody@acme.example", None, None, 100).await,
+        ]
+    };
+    let want: [Vec<i64>; 8] = [
+        vec![7, 4, 3, 1],
+        vec![7, 4, 3],
+        vec![7],
+        vec![7, 4, 1],
+        vec![4],
+        vec![3],
+        vec![6, 2],
+        vec![],
+    ];
+    assert!(matches!(tail().await, None | Some(4)), "the second waits");
+    assert_eq!(answers().await, want, "half indexed, half in the tail");
+    store.index_audit_emails().await.unwrap();
+    assert!(matches!(tail().await, None | Some(0)));
+    assert_eq!(answers().await, want, "all indexed");
+
+    // Pruning takes entries out of the index too; later ones are indexed.
+    assert_eq!(store.prune_audit(T + 4).await.unwrap(), 3);
+    store
+        .insert_audit(&[entry(8, "handshake", Some("ana@acme.example"), "allowed")])
+        .await
+        .unwrap();
+    assert_eq!(find("ana@acme.example", None, None, 100).await, [8, 7, 4]);
+    assert_eq!(find("bob@acme.example", None, None, 100).await, [6]);
+    store.index_audit_emails().await.unwrap();
+    assert_eq!(find("ana@acme.example", None, None, 100).await, [8, 7, 4]);
+}
+
+mod audit_by_email {
+    use sqlx::Connection;
+
+    /// SQLite: how many entries are after the mark, and how many index
+    /// rows point at no entry.
+    async fn tail_and_orphans(url: &str) -> (i64, i64) {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let tail = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit WHERE id > (SELECT id FROM audit_emails_mark)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let orphans = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_emails WHERE id NOT IN (SELECT id FROM audit)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        (tail, orphans)
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::sqlite_store(dir.path()).await;
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        super::audit_by_email(&store, async || Some(tail_and_orphans(&url).await.0)).await;
+        assert_eq!(
+            tail_and_orphans(&url).await,
+            (0, 0),
+            "pruned entries leave no index rows"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(db) =
+            crate::cluster::pg::TestDb::create("store_suite::audit_by_email::postgres").await
+        else {
+            return;
+        };
+        let store = super::postgres_store(&db).await;
+        super::audit_by_email(&store, async || None).await;
+        store.close().await;
+    }
+
+    /// A database created before the email index was kept apart: its
+    /// entries are found by email after the upgrade, through the index.
+    #[tokio::test]
+    async fn sqlite_upgrade_indexes_existing_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        );
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut first = sqlx::migrate!("./migrations/sqlite");
+        first.migrations = first.migrations[..1].to_vec().into();
+        first.run(&mut conn).await.unwrap();
+        for (at, email) in [
+            (1, Some("ana@acme.example")),
+            (2, None),
+            (3, Some("ana@acme.example")),
+        ] {
+            sqlx::query(
+                "INSERT INTO audit (at, event, email, outcome) VALUES ($1, 'handshake', $2, 'allowed')",
+            )
+            .bind(super::T + at)
+            .bind(email)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = super::sqlite_store(dir.path()).await;
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        assert_eq!(
+            tail_and_orphans(&url).await,
+            (0, 0),
+            "all indexed by the upgrade"
+        );
+        let got = store
+            .list_audit(&embedgate::store::AuditFilter {
+                email: Some("ana@acme.example".into()),
+                event: None,
+                outcome: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.at - super::T).collect::<Vec<_>>(),
+            [3, 1]
+        );
+        store.close().await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The batch writers' one statement
 // ---------------------------------------------------------------------------
