@@ -14,5 +14,10 @@ CREATE TABLE audit_emails (
     PRIMARY KEY (email, id)
 ) WITHOUT ROWID;
 CREATE TABLE audit_emails_mark (id INTEGER NOT NULL);
+-- Pruned entries leave the index with their rows.
+CREATE TRIGGER audit_emails_forget AFTER DELETE ON audit WHEN old.email IS NOT NULL
+BEGIN
+    DELETE FROM audit_emails WHERE email = old.email AND id = old.id;
+END;
 INSERT INTO audit_emails (email, id) SELECT email, id FROM audit WHERE email IS NOT NULL;
 INSERT INTO audit_emails_mark (id) SELECT COALESCE(MAX(id), 0) FROM audit;

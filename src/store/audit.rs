@@ -124,9 +124,7 @@ impl Store {
     }
 
     fn email_index_clock(&self) -> std::sync::MutexGuard<'_, EmailIndexClock> {
-        self.email_index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::locked(&self.email_index)
     }
 
     /// How often ledger batches bring SQLite's email index of the audit log
@@ -203,24 +201,13 @@ impl Store {
         .await?)
     }
 
-    /// Deletes the entries older than `before` (Unix ms), with their place
-    /// in SQLite's email index.
+    /// Deletes the entries older than `before` (Unix ms); on SQLite a
+    /// trigger takes them out of the email index too.
     pub async fn prune_audit(&self, before: i64) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        if self.backend == Backend::Sqlite {
-            sqlx::query(
-                "DELETE FROM audit_emails WHERE (email, id) IN \
-                 (SELECT email, id FROM audit WHERE at < $1 AND email IS NOT NULL)",
-            )
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-        }
         let done = sqlx::query("DELETE FROM audit WHERE at < $1")
             .bind(before)
-            .execute(&mut *tx)
+            .execute(self.db())
             .await?;
-        tx.commit().await?;
         Ok(done.rows_affected())
     }
 }

@@ -67,6 +67,19 @@ fn insert_jtis(backend: Backend, values: &str) -> String {
         ),
     }
 }
+/// SQLite: ids not remembered go to the log unless `used_jtis` holds them
+/// (the rows of an older version, or ids consumed while the memory was
+/// full). `OR IGNORE` for the statement journal, as above; the log has no
+/// unique index, so nothing is ignored.
+fn log_jtis_sqlite(values: &str) -> String {
+    format!(
+        "INSERT OR IGNORE INTO used_jtis_log (client_id, jti, expires_at) \
+         SELECT column1, column2, column3 FROM (VALUES {values}) \
+         WHERE NOT EXISTS (SELECT 1 FROM used_jtis u \
+                           WHERE u.client_id = column1 AND u.jti = column2) \
+         RETURNING client_id, jti"
+    )
+}
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, event, request_id, client_id, email, \
                             workbook, outcome, code, remote_addr, note) VALUES";
 
@@ -205,33 +218,38 @@ impl Store {
             .filter(|u| distinct.insert((u.client_id.as_str(), u.jti.as_str())))
             .collect();
 
-        let sql = self.batch_sql(unique.len(), entries.len(), seen);
-        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-        for u in &unique {
-            q = q.bind(&u.client_id).bind(&u.jti).bind(u.expires_at);
-        }
-        for e in entries {
-            q = q
-                .bind(e.at)
-                .bind(&e.event)
-                .bind(&e.request_id)
-                .bind(&e.client_id)
-                .bind(&e.email)
-                .bind(&e.workbook)
-                .bind(&e.outcome)
-                .bind(&e.code)
-                .bind(&e.remote_addr)
-                .bind(&e.note);
-        }
-        for chunk in seen.chunks(SEEN_PER_UPDATE) {
-            q = q.bind(now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-        }
-
         let rows = self
-            .on_batch_conn(async |conn| q.fetch_all(conn).await)
+            .on_batch_conn(async |conn| {
+                let plan = self.plan_jtis(conn, &unique).await?;
+                let sql =
+                    self.batch_sql(plan.logged.len(), plan.indexed.len(), entries.len(), seen);
+                let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+                for u in plan.logged.iter().chain(&plan.indexed) {
+                    q = q.bind(&u.client_id).bind(&u.jti).bind(u.expires_at);
+                }
+                for e in entries {
+                    q = q
+                        .bind(e.at)
+                        .bind(&e.event)
+                        .bind(&e.request_id)
+                        .bind(&e.client_id)
+                        .bind(&e.email)
+                        .bind(&e.workbook)
+                        .bind(&e.outcome)
+                        .bind(&e.code)
+                        .bind(&e.remote_addr)
+                        .bind(&e.note);
+                }
+                for chunk in seen.chunks(SEEN_PER_UPDATE) {
+                    q = q.bind(now);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                }
+                let rows = q.fetch_all(&mut *conn).await;
+                self.settle_jtis(&plan.logged, rows.as_deref().ok());
+                rows
+            })
             .await?;
         let consumed: HashSet<(&str, &str)> =
             rows.iter().map(|(c, j)| (c.as_str(), j.as_str())).collect();
@@ -245,9 +263,10 @@ impl Store {
             .collect())
     }
 
-    /// The text of a batch of `jtis` ids, `entries` audit entries and the
-    /// `seen` users, whose values are bound in that order.
-    fn batch_sql(&self, jtis: usize, entries: usize, seen: &[UserId]) -> String {
+    /// The text of a batch of `logged` ids for SQLite's log (see
+    /// [`super::jti`]), `indexed` ids for `used_jtis`, `entries` audit
+    /// entries and the `seen` users, whose values are bound in that order.
+    fn batch_sql(&self, logged: usize, indexed: usize, entries: usize, seen: &[UserId]) -> String {
         let backend = self.backend;
         let mut next = 1;
         // The placeholders of the next `rows` × `cols` values.
@@ -257,8 +276,11 @@ impl Store {
             text
         };
         let mut parts: Vec<String> = Vec::new();
-        if jtis > 0 {
-            parts.push(insert_jtis(backend, &values(jtis, 3)));
+        if logged > 0 {
+            parts.push(log_jtis_sqlite(&values(logged, 3)));
+        }
+        if indexed > 0 {
+            parts.push(insert_jtis(backend, &values(indexed, 3)));
         }
         if entries > 0 {
             parts.push(format!("{INSERT_AUDIT} {}", values(entries, 10)));
@@ -277,7 +299,8 @@ impl Store {
         match backend {
             Backend::Sqlite => format!("BEGIN IMMEDIATE; {}; COMMIT;", parts.join("; ")),
             Backend::Postgres => {
-                let returns_ids = jtis > 0;
+                debug_assert_eq!(logged, 0, "the log is SQLite's");
+                let returns_ids = indexed > 0;
                 let mut sql = String::from("WITH ");
                 for (i, part) in parts.iter().enumerate() {
                     if i > 0 {

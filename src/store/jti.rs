@@ -1,10 +1,30 @@
 //! The one-time `jti` ledger.
 //!
-//! A token's id is consumed by inserting it: the primary key makes the
-//! first insert win, in one process or across many sharing PostgreSQL. Rows
-//! are kept until the token could no longer pass the `exp` check anyway.
+//! A token's id is consumed by inserting it: the first insert wins, in one
+//! process or across many sharing PostgreSQL. Rows are kept until the token
+//! could no longer pass the `exp` check anyway.
+//!
+//! **PostgreSQL** (any number of instances): the primary key of `used_jtis`
+//! decides.
+//!
+//! **SQLite** (one instance): a unique index on random ids takes each new id
+//! at a random place, so every handshake of a batch changes a page of its
+//! own, which SQLite writes whole to its log at the commit and again to the
+//! database at the checkpoint: about one 4 KiB page per handshake, most of
+//! the cost of a handshake's write. So this instance remembers the ids it
+//! consumed, as SHA-256 digests ([`JtiMemory`], at most
+//! [`JTI_MEMORY_MAX`] of them by default, ~40 MB), and writes them, in the
+//! same all-or-nothing batch and before any handshake succeeds, to
+//! `used_jtis_log`, a table without a unique index whose rows land on its
+//! last page. An id is new when it is neither remembered nor in
+//! `used_jtis`, which the batch's insert reads. When the memory is full, new
+//! ids go to `used_jtis` as on PostgreSQL. The memory is read back from the
+//! log on the first batch after start, and again after any failed batch, so
+//! that it never misses an id the database holds.
 
-use super::{Store, StoreResult};
+use std::collections::HashMap;
+
+use super::{Backend, Store, StoreResult};
 
 /// One `jti` to consume.
 #[derive(Debug, Clone)]
@@ -15,7 +35,131 @@ pub struct JtiUse {
     pub expires_at: i64,
 }
 
+/// How many consumed ids SQLite remembers at most, unless
+/// [`Store::set_jti_memory_max`] says otherwise: about 40 MB.
+pub const JTI_MEMORY_MAX: usize = 1_000_000;
+
+/// SQLite: the ids in `used_jtis_log`, by digest, with their expiry.
+#[derive(Debug)]
+pub(super) struct JtiMemory {
+    /// False until read from the log, and again after a failed batch.
+    loaded: bool,
+    ids: HashMap<u128, i64, foldhash::fast::RandomState>,
+    max: usize,
+}
+
+impl JtiMemory {
+    pub(super) fn new() -> JtiMemory {
+        JtiMemory {
+            loaded: false,
+            ids: HashMap::default(),
+            max: JTI_MEMORY_MAX,
+        }
+    }
+}
+
+/// 128 bits of SHA-256 over the client id's length, the client id and the
+/// `jti`: two different ids practically never share one.
+fn digest(client_id: &str, jti: &str) -> u128 {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(client_id.len() as u64).to_be_bytes());
+    ctx.update(client_id.as_bytes());
+    ctx.update(jti.as_bytes());
+    let full = ctx.finish();
+    let mut first = [0_u8; 16];
+    first.copy_from_slice(&full.as_ref()[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// Where a batch's new ids are written.
+pub(super) struct JtiPlan<'a> {
+    /// Not remembered, with room in memory: `used_jtis_log`.
+    pub(super) logged: Vec<&'a JtiUse>,
+    /// Not remembered, and no room (or PostgreSQL): `used_jtis`.
+    pub(super) indexed: Vec<&'a JtiUse>,
+}
+
 impl Store {
+    fn jti_memory(&self) -> std::sync::MutexGuard<'_, JtiMemory> {
+        super::locked(&self.jti_memory)
+    }
+
+    /// How many consumed ids SQLite remembers at most (default
+    /// [`JTI_MEMORY_MAX`]); beyond them, new ids go to the unique index.
+    /// The tests make it small.
+    pub fn set_jti_memory_max(&self, max: usize) {
+        self.jti_memory().max = max;
+    }
+
+    /// Splits a batch's distinct ids (on the batch writers' connection, so
+    /// that the memory is read back from the log first when it must be):
+    /// remembered ones are replays and go nowhere.
+    pub(super) async fn plan_jtis<'a>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        unique: &[&'a JtiUse],
+    ) -> Result<JtiPlan<'a>, sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Ok(JtiPlan {
+                logged: Vec::new(),
+                indexed: unique.to_vec(),
+            });
+        }
+        if !unique.is_empty() && !self.jti_memory().loaded {
+            let rows: Vec<(String, String, i64)> =
+                sqlx::query_as("SELECT client_id, jti, expires_at FROM used_jtis_log")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let mut memory = self.jti_memory();
+            memory.ids = rows.iter().map(|(c, j, e)| (digest(c, j), *e)).collect();
+            memory.loaded = true;
+        }
+        let memory = self.jti_memory();
+        let mut room = memory.max.saturating_sub(memory.ids.len());
+        let mut plan = JtiPlan {
+            logged: Vec::new(),
+            indexed: Vec::new(),
+        };
+        for u in unique {
+            if memory.ids.contains_key(&digest(&u.client_id, &u.jti)) {
+                continue;
+            }
+            if room > 0 {
+                room -= 1;
+                plan.logged.push(u);
+            } else {
+                plan.indexed.push(u);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// After a batch: remembers the logged ids it consumed, or, when it
+    /// failed, forgets everything until the next batch reads the log again.
+    pub(super) fn settle_jtis(&self, logged: &[&JtiUse], consumed: Option<&[(String, String)]>) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let mut memory = self.jti_memory();
+        let Some(rows) = consumed else {
+            memory.loaded = false;
+            memory.ids.clear();
+            return;
+        };
+        if logged.is_empty() {
+            return;
+        }
+        let taken: std::collections::HashSet<(&str, &str)> =
+            rows.iter().map(|(c, j)| (c.as_str(), j.as_str())).collect();
+        for u in logged {
+            if taken.contains(&(u.client_id.as_str(), u.jti.as_str())) {
+                memory
+                    .ids
+                    .insert(digest(&u.client_id, &u.jti), u.expires_at);
+            }
+        }
+    }
+
     /// Consumes a batch of at most [`super::MAX_JTI_BATCH`] ids with one statement;
     /// for each, `true` when this call consumed it, `false` when it had been
     /// used before. Duplicates within the batch: only the first wins.
@@ -25,21 +169,48 @@ impl Store {
 
     /// Was this id consumed already? Reads only (for the token inspector).
     pub async fn jti_used(&self, client_id: &str, jti: &str) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM used_jtis WHERE client_id = $1 AND jti = $2")
-                .bind(client_id)
-                .bind(jti)
-                .fetch_optional(self.db())
-                .await?;
+        let remembered = match self.backend {
+            Backend::Sqlite => {
+                let memory = self.jti_memory();
+                memory
+                    .loaded
+                    .then(|| memory.ids.contains_key(&digest(client_id, jti)))
+            }
+            Backend::Postgres => Some(false),
+        };
+        if remembered == Some(true) {
+            return Ok(true);
+        }
+        // Before the memory is read back, the log is searched too (a scan).
+        let sql = if remembered.is_none() {
+            "SELECT 1 FROM used_jtis WHERE client_id = $1 AND jti = $2 UNION ALL \
+             SELECT 1 FROM used_jtis_log WHERE client_id = $1 AND jti = $2 LIMIT 1"
+        } else {
+            "SELECT 1 FROM used_jtis WHERE client_id = $1 AND jti = $2"
+        };
+        let found: Option<i64> = sqlx::query_scalar(sql)
+            .bind(client_id)
+            .bind(jti)
+            .fetch_optional(self.db())
+            .await?;
         Ok(found.is_some())
     }
 
     /// Forgets ids whose tokens have expired (plus skew) before `now`.
     pub async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
+        let mut done = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
             .bind(now)
             .execute(self.db())
-            .await?;
-        Ok(done.rows_affected())
+            .await?
+            .rows_affected();
+        if self.backend == Backend::Sqlite {
+            done += sqlx::query("DELETE FROM used_jtis_log WHERE expires_at < $1")
+                .bind(now)
+                .execute(self.db())
+                .await?
+                .rows_affected();
+            self.jti_memory().ids.retain(|_, expires| *expires >= now);
+        }
+        Ok(done)
     }
 }

@@ -38,7 +38,7 @@ use sqlx::{AnyPool, Executor};
 use crate::config::DatabaseUrl;
 
 pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH, MAX_USER_BATCH};
-pub use jti::JtiUse;
+pub use jti::{JTI_MEMORY_MAX, JtiUse};
 pub use records::*;
 
 /// How long getting a connection may take (from the pool, or the batch
@@ -115,6 +115,8 @@ pub struct Store {
     /// When a batch last brought SQLite's email index of the audit log up
     /// to date (see [`audit`]).
     email_index: Arc<std::sync::Mutex<audit::EmailIndexClock>>,
+    /// SQLite: the consumed ids this instance remembers (see [`jti`]).
+    jti_memory: Arc<std::sync::Mutex<jti::JtiMemory>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,6 +125,12 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.backend)
             .finish()
     }
+}
+
+/// A lock of the store's in-memory state, which no panic leaves half-changed
+/// (each is one assignment or one map operation).
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// SQLite: a file path under `sqlite://`, created with its folder when missing.
@@ -184,6 +192,7 @@ impl Store {
                 last: None,
                 every: audit::EMAIL_INDEX_EVERY,
             })),
+            jti_memory: Arc::new(std::sync::Mutex::new(jti::JtiMemory::new())),
         })
     }
 

@@ -1085,6 +1085,130 @@ async fn jtis(store: &Store) {
     );
 }
 
+/// SQLite remembers the ids it consumed and logs them (`used_jtis_log`)
+/// rather than indexing them; beyond its memory, and for rows written
+/// before, the unique index of `used_jtis` decides.
+mod jti_memory {
+    use embedgate::store::Store;
+    use sqlx::Connection;
+
+    use super::jti;
+
+    /// Rows of `used_jtis_log` and of `used_jtis`.
+    async fn rows(url: &str) -> (i64, i64) {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let log = sqlx::query_scalar("SELECT COUNT(*) FROM used_jtis_log")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let index = sqlx::query_scalar("SELECT COUNT(*) FROM used_jtis")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        (log, index)
+    }
+
+    async fn open(dir: &std::path::Path) -> (Store, String) {
+        let store = super::sqlite_store(dir).await;
+        (
+            store,
+            format!("sqlite://{}", dir.join("store.db").display()),
+        )
+    }
+
+    #[tokio::test]
+    async fn consumed_ids_stay_consumed_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = crate::helpers::NOW + 360;
+        let (store, url) = open(dir.path()).await;
+        let ids = [jti("acme", "r1", exp), jti("globex", "r1", exp)];
+        assert_eq!(store.consume_jtis(&ids).await.unwrap(), [true, true]);
+        assert_eq!(rows(&url).await, (2, 0), "logged, not indexed");
+        store.close().await;
+
+        let (store, _) = open(dir.path()).await;
+        // Before any batch has read the log back: the inspector searches it.
+        assert!(store.jti_used("acme", "r1").await.unwrap());
+        assert!(!store.jti_used("acme", "r2").await.unwrap());
+        assert_eq!(
+            store
+                .consume_jtis(&[ids[0].clone(), jti("acme", "r2", exp), ids[1].clone()])
+                .await
+                .unwrap(),
+            [false, true, false]
+        );
+        assert!(store.jti_used("globex", "r1").await.unwrap());
+        assert!(!store.jti_used("initech", "r1").await.unwrap());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn beyond_the_memory_the_unique_index_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = crate::helpers::NOW + 360;
+        let (store, url) = open(dir.path()).await;
+        store.set_jti_memory_max(2);
+        let ids: Vec<_> = (0..5).map(|i| jti("acme", &format!("m{i}"), exp)).collect();
+        assert_eq!(
+            store.consume_jtis(&ids[..3]).await.unwrap(),
+            [true, true, true]
+        );
+        assert_eq!(rows(&url).await, (2, 1));
+        assert_eq!(
+            store.consume_jtis(&ids).await.unwrap(),
+            [false, false, false, true, true]
+        );
+        assert_eq!(rows(&url).await, (2, 3));
+        for u in &ids {
+            assert!(store.jti_used(&u.client_id, &u.jti).await.unwrap());
+        }
+        store.close().await;
+
+        // Restarted with room to spare: still all consumed.
+        let (store, url) = open(dir.path()).await;
+        assert_eq!(
+            store.consume_jtis(&ids).await.unwrap(),
+            [false, false, false, false, false]
+        );
+        assert_eq!(rows(&url).await, (2, 3), "nothing written twice");
+
+        // Purged from both once expired (plus skew); then usable again.
+        assert_eq!(store.purge_jtis(exp + 1).await.unwrap(), 5);
+        assert_eq!(rows(&url).await, (0, 0));
+        assert!(!store.jti_used("acme", "m0").await.unwrap());
+        assert_eq!(store.consume_jtis(&ids[..1]).await.unwrap(), [true]);
+        store.close().await;
+    }
+
+    /// Ids of a database written before the log existed are in `used_jtis`
+    /// only: they are replays, and are not logged again.
+    #[tokio::test]
+    async fn ids_indexed_before_the_upgrade_are_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = crate::helpers::NOW + 360;
+        let (store, url) = open(dir.path()).await;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO used_jtis (client_id, jti, expires_at) VALUES ('acme', 'old', $1)",
+        )
+        .bind(exp)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(
+            store
+                .consume_jtis(&[jti("acme", "old", exp), jti("acme", "new", exp)])
+                .await
+                .unwrap(),
+            [false, true]
+        );
+        assert_eq!(rows(&url).await, (1, 1));
+        store.close().await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The audit log
 // ---------------------------------------------------------------------------
@@ -1448,6 +1572,13 @@ async fn write_batch(store: &Store, refuse: impl AsyncFnOnce()) {
         .await;
     assert!(err.is_err(), "{err:?}");
     assert!(!store.jti_used("acme", "b2").await.unwrap());
+    // What earlier batches consumed stays consumed (SQLite reads its
+    // remembered ids back after a failed batch).
+    assert!(store.jti_used("acme", "b1").await.unwrap());
+    assert_eq!(
+        store.consume_jtis(&[jti("acme", "b1", exp)]).await.unwrap(),
+        [false]
+    );
     assert_eq!(audit_count().await, 2);
     assert_eq!(last_seen(ana).await, Some(T + 5));
 
