@@ -13,7 +13,7 @@
 //! database at the checkpoint: about one 4 KiB page per handshake, most of
 //! the cost of a handshake's write. So this instance remembers the ids it
 //! consumed, as SHA-256 digests ([`JtiMemory`], at most
-//! [`JTI_MEMORY_MAX`] of them by default, ~40 MB), and writes them, in the
+//! [`JTI_MEMORY_MAX`] of them by default, 30–60 MB), and writes them, in the
 //! same all-or-nothing batch and before any handshake succeeds, to
 //! `used_jtis_log`, a table without a unique index whose rows land on its
 //! last page. An id is new when it is neither remembered nor in
@@ -36,7 +36,8 @@ pub struct JtiUse {
 }
 
 /// How many consumed ids SQLite remembers at most, unless
-/// [`Store::set_jti_memory_max`] says otherwise: about 40 MB.
+/// [`Store::set_jti_memory_max`] says otherwise: 24 bytes each in a hash
+/// map, 30–60 MB at the full count.
 pub const JTI_MEMORY_MAX: usize = 1_000_000;
 
 /// SQLite: the ids in `used_jtis_log`, by digest, with their expiry.
