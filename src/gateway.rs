@@ -63,6 +63,7 @@ impl Gateway {
             .await
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
         store.migrate().await.context("migrating the database")?;
+        store.claim_instance()?;
         store.start_checkpoints();
         let feed = ChangeFeed::new(&store, config.database.url.expose())?;
         let listener = feed.listen().await.context("listening for changes")?;

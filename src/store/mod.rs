@@ -6,9 +6,10 @@
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
 //! the statements of the batch writers (`batch`: the `jti` ledger's one
-//! round trip, new users in one statement), the audit log's search by
-//! email (SQLite keeps that index apart, see `audit`), and the change feed
-//! of cluster mode.
+//! round trip, new users in one statement), the `jti` ledger's memory of
+//! consumed ids on SQLite (see `jti`; one serving instance per file, see
+//! [`Store::claim_instance`]), the audit log's search by email (SQLite keeps
+//! that index apart, see `audit`), and the change feed of cluster mode.
 //!
 //! Flags are stored as integers and timestamps as Unix milliseconds, the
 //! types both backends decode alike through `Any`.
@@ -117,6 +118,11 @@ pub struct Store {
     email_index: Arc<std::sync::Mutex<audit::EmailIndexClock>>,
     /// SQLite: the consumed ids this instance remembers (see [`jti`]).
     jti_memory: Arc<std::sync::Mutex<jti::JtiMemory>>,
+    /// SQLite: the database file (`None` in memory).
+    sqlite_file: Option<std::path::PathBuf>,
+    /// SQLite: the lock that makes this the file's one serving instance
+    /// ([`Store::claim_instance`]), held until [`Store::close`].
+    instance: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,6 +137,16 @@ impl std::fmt::Debug for Store {
 /// (each is one assignment or one map operation).
 fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The database file of a SQLite URL as [`sqlite_url`] wrote it.
+fn sqlite_file(backend: Backend, url: &str) -> Option<std::path::PathBuf> {
+    if backend != Backend::Sqlite {
+        return None;
+    }
+    let rest = url.trim_start_matches("sqlite://");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 /// SQLite: a file path under `sqlite://`, created with its folder when missing.
@@ -168,6 +184,7 @@ impl Store {
         } else {
             (Backend::Sqlite, sqlite_url(url.expose())?)
         };
+        let sqlite_file = sqlite_file(backend, &url);
         let options = sqlx::any::AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
@@ -193,6 +210,8 @@ impl Store {
                 every: audit::EMAIL_INDEX_EVERY,
             })),
             jti_memory: Arc::new(std::sync::Mutex::new(jti::JtiMemory::new())),
+            sqlite_file,
+            instance: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -298,6 +317,46 @@ impl Store {
             let _ = sqlx::Connection::close(conn).await;
         }
         self.pool.close().await;
+        locked(&self.instance).take();
+    }
+
+    /// SQLite: makes this process the database file's one serving instance,
+    /// or says which file another one serves. The `jti` ledger remembers
+    /// consumed ids in memory (see [`jti`]), so two processes serving one
+    /// file would each accept the other's tokens again; the lock (an
+    /// advisory lock on `FILE.instance.lock`, released with [`Store::close`]
+    /// or the process) refuses the second. Commands such as `admin-token`
+    /// do not claim the file and run beside a serving instance. Nothing to
+    /// do on PostgreSQL or in memory.
+    pub fn claim_instance(&self) -> StoreResult<()> {
+        let Some(file) = &self.sqlite_file else {
+            return Ok(());
+        };
+        let mut path = file.clone().into_os_string();
+        path.push(".instance.lock");
+        let path = std::path::PathBuf::from(path);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Corrupt(format!("cannot open {}: {e}", path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {
+                *locked(&self.instance) = Some(lock);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict(format!(
+                "another embedgate serves {} (it holds {}); SQLite is for one instance, \
+                 several instances share PostgreSQL",
+                file.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Corrupt(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
     }
 }
 

@@ -2247,6 +2247,27 @@ async fn a_used_token_stays_replayed_after_a_restart() {
     assert_eq!(try_token(&app, &unused).await, "303");
 }
 
+/// SQLite remembers consumed ids in memory, so a second process serving the
+/// same file would accept the first one's tokens again: it is refused at
+/// start, and the first keeps refusing replays.
+#[tokio::test]
+async fn a_second_instance_on_one_sqlite_file_is_refused_at_start() {
+    let app = app().await;
+    let token = app.token().sign();
+    app.open(&token, "sales").await;
+    let second = embedgate::app::Application::build(app.config.clone(), app.clock.clone()).await;
+    let err = format!(
+        "{:#}",
+        second.err().expect("the second instance is refused")
+    );
+    assert!(err.contains("another embedgate serves"), "{err}");
+    assert!(err.contains("PostgreSQL"), "{err}");
+    assert_eq!(try_token(&app, &token).await, "401 token_replayed");
+    // Closed (as on exit), the file can be served again.
+    let app = app.restart().await;
+    assert_eq!(try_token(&app, &token).await, "401 token_replayed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_uses_of_one_token_give_exactly_one_session() {
     let app = app().await;
