@@ -1,19 +1,16 @@
 //! The audit log.
 //!
-//! On SQLite the log's `email` index is kept apart (`audit_emails`, see
-//! `migrations/sqlite/0002_audit_emails.sql`): an index on `audit(email)`
-//! takes every entry at its email's place, so the entries of one ledger
-//! batch land on as many pages as they have emails, and SQLite writes each
-//! changed page whole to its log at every commit: about one 4 KiB page per
-//! handshake. Instead, at most once every [`EMAIL_INDEX_EVERY`], a ledger
-//! batch also indexes, in bulk and in the same transaction, every entry
-//! after `audit_emails_mark`, and moves the mark. A search by email reads
-//! the index and scans the entries after the mark (a second's worth at
-//! most while handshakes come in): exact either way. PostgreSQL keeps a
-//! plain index; its server does that work, and cluster instances write
-//! entries whose ids commit out of order, which a mark cannot follow.
-
-use std::time::{Duration, Instant};
+//! On SQLite the log's `email` index is kept apart and coarse
+//! (`audit_email_chunks`, see `migrations/sqlite/0004_audit_email_chunks.sql`):
+//! it says in which chunks of 2^[`EMAIL_CHUNK_BITS`] consecutive entries an
+//! email appears, one row per email and chunk, written by a trigger. An
+//! index of every entry (`audit(email)`) takes each new entry at its email's
+//! place, so a ledger batch's entries land on as many pages as they have
+//! emails and SQLite writes each changed page whole to its log at every
+//! commit; here only an email's first entry in a chunk adds a row, and the
+//! others read the page that holds it. A search by email reads that email's
+//! chunks, newest first, and scans the entries of each by their ids until it
+//! has enough. PostgreSQL keeps a plain index; its server does that work.
 
 use sqlx::FromRow;
 
@@ -22,24 +19,10 @@ use super::{
 };
 use crate::domain::UserId;
 
-/// How often a ledger batch brings SQLite's email index of the audit log
-/// up to date, unless [`Store::set_email_index_every`] says otherwise.
-pub(super) const EMAIL_INDEX_EVERY: Duration = Duration::from_secs(1);
-
-/// When a batch last indexed the audit log's emails, and how often one may.
-#[derive(Debug)]
-pub(super) struct EmailIndexClock {
-    pub(super) last: Option<Instant>,
-    pub(super) every: Duration,
-}
-
-/// Indexes the entries after the mark and moves it (SQLite). No value is
-/// bound. `OR IGNORE`, although no entry is indexed twice: a statement that
-/// cannot abort keeps no statement journal.
-pub(super) const INDEX_EMAILS_SQLITE: &str = "INSERT OR IGNORE INTO audit_emails (email, id) \
-     SELECT email, id FROM audit \
-     WHERE id > (SELECT id FROM audit_emails_mark) AND email IS NOT NULL ORDER BY email, id; \
-     UPDATE audit_emails_mark SET id = MAX(id, COALESCE((SELECT MAX(id) FROM audit), 0))";
+/// SQLite: entry `id` is in chunk `id >> EMAIL_CHUNK_BITS` of the email
+/// index. The trigger `audit_email_chunk` of
+/// `migrations/sqlite/0004_audit_email_chunks.sql` writes the same shift.
+pub const EMAIL_CHUNK_BITS: u32 = 16;
 
 const COLUMNS: &str =
     "id, at, event, request_id, client_id, email, workbook, outcome, code, remote_addr, note";
@@ -104,74 +87,20 @@ impl Store {
         self.record_activity(entries, &[], 0).await
     }
 
-    /// Whether the batch being written should also bring SQLite's email
-    /// index up to date (see the module's documentation); when it says
-    /// yes, the batches of the next interval do not.
-    pub(super) fn email_index_due(&self) -> bool {
-        if self.backend != Backend::Sqlite {
-            return false;
-        }
-        let mut clock = self.email_index_clock();
-        let now = Instant::now();
-        if clock
-            .last
-            .is_some_and(|at| now.duration_since(at) < clock.every)
-        {
-            return false;
-        }
-        clock.last = Some(now);
-        true
-    }
-
-    fn email_index_clock(&self) -> std::sync::MutexGuard<'_, EmailIndexClock> {
-        super::locked(&self.email_index)
-    }
-
-    /// How often ledger batches bring SQLite's email index of the audit log
-    /// up to date (default: every second). Searches are exact whatever it
-    /// is; the tests lengthen it to keep entries in the scanned tail.
-    pub fn set_email_index_every(&self, every: Duration) {
-        self.email_index_clock().every = every;
-    }
-
-    /// Brings SQLite's email index of the audit log up to date now, rather
-    /// than with the next ledger batch that is due (nothing to do on
-    /// PostgreSQL). Searches are exact either way; this only moves entries
-    /// from the scanned tail into the index.
-    pub async fn index_audit_emails(&self) -> StoreResult<()> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
-        }
-        let sql = format!("BEGIN IMMEDIATE; {INDEX_EMAILS_SQLITE}; COMMIT;");
-        self.on_batch_conn(async |conn| sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await)
-            .await?;
-        self.email_index_clock().last = Some(Instant::now());
-        Ok(())
-    }
-
     /// Newest first. Given an email, the entries are found through an
     /// index (SQLite plans `$1 IS NULL OR email = $1` as a scan of the whole
-    /// table): PostgreSQL's on `audit(email)`; on SQLite `audit_emails` up to
-    /// its mark, and the entries after the mark.
+    /// table): PostgreSQL's on `audit(email)`; on SQLite the email's chunks
+    /// (see the module's documentation).
     pub async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         const FILTERS: &str = "($2 IS NULL OR event = $2) AND ($3 IS NULL OR outcome = $3)";
         let sql = match (&f.email, self.backend) {
+            (Some(email), Backend::Sqlite) => return self.list_audit_by_chunks(email, f).await,
             (None, _) => format!(
                 "SELECT {COLUMNS} FROM audit WHERE CAST($1 AS TEXT) IS NULL AND {FILTERS} \
                  ORDER BY id DESC LIMIT $4"
             ),
             (Some(_), Backend::Postgres) => format!(
                 "SELECT {COLUMNS} FROM audit WHERE email = $1 AND {FILTERS} \
-                 ORDER BY id DESC LIMIT $4"
-            ),
-            (Some(_), Backend::Sqlite) => format!(
-                "SELECT {COLUMNS} FROM (SELECT a.* FROM audit_emails e CROSS JOIN audit a \
-                     ON a.id = e.id WHERE e.email = $1 AND {FILTERS} \
-                     ORDER BY e.id DESC LIMIT $4) \
-                 UNION ALL \
-                 SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit \
-                     WHERE id > (SELECT id FROM audit_emails_mark) AND email = $1 \
-                     AND {FILTERS} ORDER BY id DESC LIMIT $4) \
                  ORDER BY id DESC LIMIT $4"
             ),
         };
@@ -185,6 +114,47 @@ impl Store {
             .into_iter()
             .map(AuditRecord::from)
             .collect())
+    }
+
+    /// SQLite, by email: the email's chunks newest first, the entries of
+    /// each newest first, until `f.limit`; in one read transaction, so that
+    /// the chunks and the entries are of the same moment.
+    async fn list_audit_by_chunks(
+        &self,
+        email: &str,
+        f: &AuditFilter,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let mut tx = self.db().begin().await?;
+        let chunks: Vec<i64> = sqlx::query_scalar(
+            "SELECT chunk FROM audit_email_chunks WHERE email = $1 ORDER BY chunk DESC",
+        )
+        .bind(email)
+        .fetch_all(&mut *tx)
+        .await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit WHERE id >= $1 AND id < $2 AND email = $3 \
+             AND ($4 IS NULL OR event = $4) AND ($5 IS NULL OR outcome = $5) \
+             ORDER BY id DESC LIMIT $6"
+        );
+        let mut found = Vec::new();
+        for chunk in chunks {
+            let wanted = f.limit - found.len() as i64;
+            if wanted <= 0 {
+                break;
+            }
+            let rows = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(chunk << EMAIL_CHUNK_BITS)
+                .bind((chunk + 1) << EMAIL_CHUNK_BITS)
+                .bind(email)
+                .bind(&f.event)
+                .bind(&f.outcome)
+                .bind(wanted)
+                .fetch_all(&mut *tx)
+                .await?;
+            found.extend(rows.into_iter().map(AuditRecord::from));
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// Handshakes since `since` (Unix ms), counted by outcome and code.
@@ -201,13 +171,24 @@ impl Store {
         .await?)
     }
 
-    /// Deletes the entries older than `before` (Unix ms); on SQLite a
-    /// trigger takes them out of the email index too.
+    /// Deletes the entries older than `before` (Unix ms); on SQLite, then
+    /// the email index's chunks older than the oldest entry left (a chunk
+    /// whose entries of an email were all pruned, but not every entry, may
+    /// stay: a search scans it and finds nothing).
     pub async fn prune_audit(&self, before: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM audit WHERE at < $1")
             .bind(before)
             .execute(self.db())
             .await?;
+        if self.backend == Backend::Sqlite && done.rows_affected() > 0 {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM audit_email_chunks \
+                 WHERE chunk < COALESCE((SELECT MIN(id) FROM audit) >> {EMAIL_CHUNK_BITS}, \
+                                        (SELECT MAX(chunk) + 1 FROM audit_email_chunks))"
+            )))
+            .execute(self.db())
+            .await?;
+        }
         Ok(done.rows_affected())
     }
 }

@@ -293,9 +293,6 @@ impl Store {
                 "UPDATE users SET last_seen_at = {now} WHERE id IN {ids}"
             ));
         }
-        if entries > 0 && self.email_index_due() {
-            parts.push(super::audit::INDEX_EMAILS_SQLITE.to_owned());
-        }
         match backend {
             Backend::Sqlite => format!("BEGIN IMMEDIATE; {}; COMMIT;", parts.join("; ")),
             Backend::Postgres => {

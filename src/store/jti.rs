@@ -13,7 +13,7 @@
 //! database at the checkpoint: about one 4 KiB page per handshake, most of
 //! the cost of a handshake's write. So this instance remembers the ids it
 //! consumed, as SHA-256 digests ([`JtiMemory`], at most
-//! [`JTI_MEMORY_MAX`] of them by default, 30–60 MB), and writes them, in the
+//! [`JTI_MEMORY_MAX`] of them by default, 52 MB), and writes them, in the
 //! same all-or-nothing batch and before any handshake succeeds, to
 //! `used_jtis_log`, a table without a unique index whose rows land on its
 //! last page. An id is new when it is neither remembered nor in
@@ -36,8 +36,9 @@ pub struct JtiUse {
 }
 
 /// How many consumed ids SQLite remembers at most, unless
-/// [`Store::set_jti_memory_max`] says otherwise: 24 bytes each in a hash
-/// map, 30–60 MB at the full count.
+/// [`Store::set_jti_memory_max`] says otherwise (`database.jti_memory_max`):
+/// 24 bytes each in a hash map, whose 2^21 slots of 25 bytes at the full
+/// count take 52 MB.
 pub const JTI_MEMORY_MAX: usize = 1_000_000;
 
 /// SQLite: the ids in `used_jtis_log`, by digest, with their expiry.
@@ -86,8 +87,8 @@ impl Store {
     }
 
     /// How many consumed ids SQLite remembers at most (default
-    /// [`JTI_MEMORY_MAX`]); beyond them, new ids go to the unique index.
-    /// The tests make it small.
+    /// [`JTI_MEMORY_MAX`], `database.jti_memory_max`); beyond them, and
+    /// always at 0, new ids go to the unique index.
     pub fn set_jti_memory_max(&self, max: usize) {
         self.jti_memory().max = max;
     }

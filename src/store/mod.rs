@@ -38,6 +38,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseUrl;
 
+pub use audit::EMAIL_CHUNK_BITS;
 pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH, MAX_USER_BATCH};
 pub use jti::{JTI_MEMORY_MAX, JtiUse};
 pub use records::*;
@@ -113,9 +114,6 @@ pub struct Store {
     /// time, and a connection that finds the write lock taken sleeps in
     /// SQLite's busy handler (1, 2, 5, 10… ms).
     batch_conn: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
-    /// When a batch last brought SQLite's email index of the audit log up
-    /// to date (see [`audit`]).
-    email_index: Arc<std::sync::Mutex<audit::EmailIndexClock>>,
     /// SQLite: the consumed ids this instance remembers (see [`jti`]).
     jti_memory: Arc<std::sync::Mutex<jti::JtiMemory>>,
     /// SQLite: the database file (`None` in memory).
@@ -205,10 +203,6 @@ impl Store {
             queries: Arc::new(AtomicU64::new(0)),
             options,
             batch_conn: Arc::new(tokio::sync::Mutex::new(None)),
-            email_index: Arc::new(std::sync::Mutex::new(audit::EmailIndexClock {
-                last: None,
-                every: audit::EMAIL_INDEX_EVERY,
-            })),
             jti_memory: Arc::new(std::sync::Mutex::new(jti::JtiMemory::new())),
             sqlite_file,
             instance: Arc::new(std::sync::Mutex::new(None)),

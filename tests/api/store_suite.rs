@@ -1301,12 +1301,9 @@ async fn audit(store: &Store) {
     assert_eq!(got[149], 10);
 }
 
-/// A search by email is exact whether its entries are in SQLite's email
-/// index yet or still after its mark (`tail` says how many are there; on
-/// PostgreSQL the index is a plain one and `tail` is `None`).
-async fn audit_by_email(store: &Store, tail: impl AsyncFn() -> Option<i64>) {
-    // Only the first batch and `index_audit_emails` index.
-    store.set_email_index_every(std::time::Duration::from_secs(3600));
+/// A search by email, across the limit and the event and outcome filters;
+/// pruned entries are no longer found and later ones are.
+async fn audit_by_email(store: &Store) {
     store
         .insert_audit(&[
             entry(1, "handshake", Some("ana@acme.example"), "allowed"),
@@ -1315,10 +1312,6 @@ async fn audit_by_email(store: &Store, tail: impl AsyncFn() -> Option<i64>) {
         ])
         .await
         .unwrap();
-    assert!(
-        matches!(tail().await, None | Some(0)),
-        "the first batch indexes"
-    );
     store
         .insert_audit(&[
             entry(4, "handshake", Some("ana@acme.example"), "denied"),
@@ -1340,35 +1333,27 @@ async fn audit_by_email(store: &Store, tail: impl AsyncFn() -> Option<i64>) {
             .unwrap();
         got.iter().map(|e| e.at - T).collect::<Vec<i64>>()
     };
-    let answers = async || {
-        [
-            find("ana@acme.example", None, None, 100).await,
-            find("ana@acme.example", None, None, 3).await,
-            find("ana@acme.example", None, None, 1).await,
-            find("ana@acme.example", Some("handshake"), None, 100).await,
-            find("ana@acme.example", None, Some("denied"), 100).await,
-            find("ana@acme.example", Some("user_created"), None, 100).await,
-            find("bob@acme.example", None, None, 100).await,
-            find("nobody@acme.example", None, None, 100).await,
-        ]
-    };
-    let want: [Vec<i64>; 8] = [
-        vec![7, 4, 3, 1],
-        vec![7, 4, 3],
-        vec![7],
-        vec![7, 4, 1],
-        vec![4],
-        vec![3],
-        vec![6, 2],
-        vec![],
-    ];
-    assert!(matches!(tail().await, None | Some(4)), "the second waits");
-    assert_eq!(answers().await, want, "half indexed, half in the tail");
-    store.index_audit_emails().await.unwrap();
-    assert!(matches!(tail().await, None | Some(0)));
-    assert_eq!(answers().await, want, "all indexed");
+    assert_eq!(
+        find("ana@acme.example", None, None, 100).await,
+        [7, 4, 3, 1]
+    );
+    assert_eq!(find("ana@acme.example", None, None, 3).await, [7, 4, 3]);
+    assert_eq!(find("ana@acme.example", None, None, 1).await, [7]);
+    assert_eq!(
+        find("ana@acme.example", Some("handshake"), None, 100).await,
+        [7, 4, 1]
+    );
+    assert_eq!(
+        find("ana@acme.example", None, Some("denied"), 100).await,
+        [4]
+    );
+    assert_eq!(
+        find("ana@acme.example", Some("user_created"), None, 100).await,
+        [3]
+    );
+    assert_eq!(find("bob@acme.example", None, None, 100).await, [6, 2]);
+    assert_eq!(find("nobody@acme.example", None, None, 100).await, [0; 0]);
 
-    // Pruning takes entries out of the index too; later ones are indexed.
     assert_eq!(store.prune_audit(T + 4).await.unwrap(), 3);
     store
         .insert_audit(&[entry(8, "handshake", Some("ana@acme.example"), "allowed")])
@@ -1376,43 +1361,52 @@ async fn audit_by_email(store: &Store, tail: impl AsyncFn() -> Option<i64>) {
         .unwrap();
     assert_eq!(find("ana@acme.example", None, None, 100).await, [8, 7, 4]);
     assert_eq!(find("bob@acme.example", None, None, 100).await, [6]);
-    store.index_audit_emails().await.unwrap();
-    assert_eq!(find("ana@acme.example", None, None, 100).await, [8, 7, 4]);
 }
 
 mod audit_by_email {
+    use embedgate::store::{AuditFilter, EMAIL_CHUNK_BITS};
     use sqlx::Connection;
 
-    /// SQLite: how many entries are after the mark, and how many index
-    /// rows point at no entry.
-    async fn tail_and_orphans(url: &str) -> (i64, i64) {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        let tail = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit WHERE id > (SELECT id FROM audit_emails_mark)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        let orphans = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit_emails WHERE id NOT IN (SELECT id FROM audit)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    const CHUNK: i64 = 1 << EMAIL_CHUNK_BITS;
+
+    async fn connect(dir: &std::path::Path) -> sqlx::SqliteConnection {
+        let url = format!("sqlite://{}", dir.join("store.db").display());
+        sqlx::SqliteConnection::connect(&url).await.unwrap()
+    }
+
+    /// SQLite's email index: (email, chunk) in order.
+    async fn chunks(dir: &std::path::Path) -> Vec<(String, i64)> {
+        let mut conn = connect(dir).await;
+        let rows =
+            sqlx::query_as("SELECT email, chunk FROM audit_email_chunks ORDER BY email, chunk")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
         conn.close().await.unwrap();
-        (tail, orphans)
+        rows
+    }
+
+    fn by(email: &str, event: Option<&str>, limit: i64) -> AuditFilter {
+        AuditFilter {
+            email: Some(email.to_owned()),
+            event: event.map(str::to_owned),
+            outcome: None,
+            limit,
+        }
     }
 
     #[tokio::test]
     async fn sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let store = super::sqlite_store(dir.path()).await;
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        super::audit_by_email(&store, async || Some(tail_and_orphans(&url).await.0)).await;
+        super::audit_by_email(&store).await;
+        // Entries 1-3 were pruned; 4, 6, 7 and 8 are left, all in chunk 0.
         assert_eq!(
-            tail_and_orphans(&url).await,
-            (0, 0),
-            "pruned entries leave no index rows"
+            chunks(dir.path()).await,
+            [
+                ("ana@acme.example".to_owned(), 0),
+                ("bob@acme.example".to_owned(), 0)
+            ]
         );
         store.close().await;
     }
@@ -1425,60 +1419,124 @@ mod audit_by_email {
             return;
         };
         let store = super::postgres_store(&db).await;
-        super::audit_by_email(&store, async || None).await;
+        super::audit_by_email(&store).await;
         store.close().await;
     }
 
-    /// A database created before the email index was kept apart: its
-    /// entries are found by email after the upgrade, through the index.
+    /// Entries far apart in ids: a search reads the email's chunks newest
+    /// first and stops at the limit, skips chunks without the email, finds
+    /// entries on both sides of a chunk's edge, and pruning drops the
+    /// chunks older than the oldest entry left.
     #[tokio::test]
-    async fn sqlite_upgrade_indexes_existing_entries() {
+    async fn sqlite_searches_chunk_by_chunk() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("store.db").display()
-        );
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let mut first = sqlx::migrate!("./migrations/sqlite");
-        first.migrations = first.migrations[..1].to_vec().into();
-        first.run(&mut conn).await.unwrap();
-        for (at, email) in [
-            (1, Some("ana@acme.example")),
-            (2, None),
-            (3, Some("ana@acme.example")),
-        ] {
+        let store = super::sqlite_store(dir.path()).await;
+        let mut conn = connect(dir.path()).await;
+        let ana = "ana@acme.example";
+        let bob = "bob@acme.example";
+        // (id, at, email, event): ids 1 and CHUNK - 1 are in chunk 0,
+        // CHUNK in chunk 1, 3 * CHUNK + 5 in chunk 3, 5 * CHUNK in chunk 5.
+        let rows = [
+            (1, 1, Some(ana), "handshake"),
+            (CHUNK - 1, 2, Some(ana), "user_created"),
+            (CHUNK, 3, Some(ana), "handshake"),
+            (CHUNK + 1, 4, None, "admin_change"),
+            (3 * CHUNK + 5, 5, Some(bob), "handshake"),
+            (5 * CHUNK, 6, Some(ana), "handshake"),
+        ];
+        for (id, at, email, event) in rows {
             sqlx::query(
-                "INSERT INTO audit (at, event, email, outcome) VALUES ($1, 'handshake', $2, 'allowed')",
+                "INSERT INTO audit (id, at, event, email, outcome) VALUES ($1, $2, $3, $4, 'allowed')",
             )
+            .bind(id)
             .bind(super::T + at)
+            .bind(event)
             .bind(email)
             .execute(&mut conn)
             .await
             .unwrap();
         }
         conn.close().await.unwrap();
+        let owned = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+            v.iter().map(|(e, c)| ((*e).to_owned(), *c)).collect()
+        };
+        assert_eq!(
+            chunks(dir.path()).await,
+            owned(&[(ana, 0), (ana, 1), (ana, 5), (bob, 3)]),
+            "one row per email and chunk, written as entries are inserted"
+        );
+        let ats = async |f: AuditFilter| -> Vec<i64> {
+            let got = store.list_audit(&f).await.unwrap();
+            got.iter().map(|e| e.at - super::T).collect()
+        };
+        assert_eq!(ats(by(ana, None, 100)).await, [6, 3, 2, 1]);
+        assert_eq!(ats(by(ana, None, 2)).await, [6, 3]);
+        assert_eq!(ats(by(ana, None, 3)).await, [6, 3, 2]);
+        assert_eq!(ats(by(ana, Some("handshake"), 100)).await, [6, 3, 1]);
+        assert_eq!(ats(by(ana, Some("user_created"), 100)).await, [2]);
+        assert_eq!(ats(by(bob, None, 100)).await, [5]);
 
-        let store = super::sqlite_store(dir.path()).await;
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        // Entries 1-3 go: chunk 0 (older than the oldest entry left, in
+        // chunk 1) goes with them; chunk 1 stays and holds no entry of ana.
+        assert_eq!(store.prune_audit(super::T + 4).await.unwrap(), 3);
         assert_eq!(
-            tail_and_orphans(&url).await,
-            (0, 0),
-            "all indexed by the upgrade"
+            chunks(dir.path()).await,
+            owned(&[(ana, 1), (ana, 5), (bob, 3)])
         );
-        let got = store
-            .list_audit(&embedgate::store::AuditFilter {
-                email: Some("ana@acme.example".into()),
-                event: None,
-                outcome: None,
-                limit: 10,
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            got.iter().map(|e| e.at - super::T).collect::<Vec<_>>(),
-            [3, 1]
-        );
+        assert_eq!(ats(by(ana, None, 100)).await, [6]);
+        assert_eq!(store.prune_audit(super::T + 100).await.unwrap(), 3);
+        assert_eq!(chunks(dir.path()).await, owned(&[]), "nothing left");
+        assert_eq!(ats(by(ana, None, 100)).await, [0; 0]);
         store.close().await;
+    }
+
+    /// A database created before the email index was kept apart, and one
+    /// that had 0002's index: their entries are found by email after the
+    /// upgrade.
+    #[tokio::test]
+    async fn sqlite_upgrade_indexes_existing_entries() {
+        for applied in [1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("store.db").display()
+            );
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut first = sqlx::migrate!("./migrations/sqlite");
+            first.migrations = first.migrations[..applied].to_vec().into();
+            first.run(&mut conn).await.unwrap();
+            for (at, email) in [
+                (1, Some("ana@acme.example")),
+                (2, None),
+                (3, Some("ana@acme.example")),
+            ] {
+                sqlx::query(
+                    "INSERT INTO audit (at, event, email, outcome) VALUES ($1, 'handshake', $2, 'allowed')",
+                )
+                .bind(super::T + at)
+                .bind(email)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+            conn.close().await.unwrap();
+
+            let store = super::sqlite_store(dir.path()).await;
+            assert_eq!(
+                chunks(dir.path()).await,
+                [("ana@acme.example".to_owned(), 0)],
+                "after {applied} migration(s)"
+            );
+            let got = store
+                .list_audit(&by("ana@acme.example", None, 10))
+                .await
+                .unwrap();
+            assert_eq!(
+                got.iter().map(|e| e.at - super::T).collect::<Vec<_>>(),
+                [3, 1]
+            );
+            store.close().await;
+        }
     }
 }
 
