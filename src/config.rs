@@ -64,6 +64,10 @@ pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` or `postgres://user@host/db`.
     pub url: DatabaseUrl,
     pub max_connections: u32,
+    /// SQLite: how many consumed `jti`s the instance remembers (24 bytes
+    /// each); beyond them, and at 0, new ids go to the table's unique index
+    /// (see `store::jti`). Ignored on PostgreSQL.
+    pub jti_memory_max: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -71,6 +75,7 @@ impl Default for DatabaseConfig {
         Self {
             url: DatabaseUrl("sqlite://data/embedgate.db".into()),
             max_connections: 8,
+            jti_memory_max: crate::store::JTI_MEMORY_MAX,
         }
     }
 }

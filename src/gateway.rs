@@ -64,6 +64,7 @@ impl Gateway {
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
         store.migrate().await.context("migrating the database")?;
         store.claim_instance()?;
+        store.set_jti_memory_max(config.database.jti_memory_max);
         store.start_checkpoints();
         let feed = ChangeFeed::new(&store, config.database.url.expose())?;
         let listener = feed.listen().await.context("listening for changes")?;
