@@ -316,7 +316,7 @@ impl Store {
 
     /// SQLite: makes this process the database file's one serving instance,
     /// or says which file another one serves. The `jti` ledger remembers
-    /// consumed ids in memory (see [`jti`]), so two processes serving one
+    /// consumed ids in memory (see the `jti` module), so two processes serving one
     /// file would each accept the other's tokens again; the lock (an
     /// advisory lock on `FILE.instance.lock`, released with [`Store::close`]
     /// or the process) refuses the second. Commands such as `admin-token`
