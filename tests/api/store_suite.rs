@@ -80,6 +80,7 @@ on_both_backends!(
     admin_tokens,
     jtis,
     audit,
+    audit_text_round_trips,
 );
 
 fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
@@ -1299,6 +1300,53 @@ async fn audit(store: &Store) {
     assert_eq!(got.len(), 150);
     assert_eq!(got[0], 159);
     assert_eq!(got[149], 10);
+}
+
+/// Audit entries keep every character and every absent field as written
+/// (SQLite's batch carries them as JSON), and their order.
+async fn audit_text_round_trips(store: &Store) {
+    let odd = "quote \" backslash \\ slash / newline \n tab \t \u{1} é 漢字 🙂 $1 ? ' --";
+    let mut full = entry(1, "handshake", Some("ana@acme.example"), "denied");
+    full.note = Some(odd.to_owned());
+    full.workbook = Some(odd.to_owned());
+    let bare = AuditRecord {
+        id: 0,
+        at: T + 2,
+        event: "admin_change".into(),
+        request_id: None,
+        client_id: None,
+        email: None,
+        workbook: None,
+        outcome: "allowed".into(),
+        code: None,
+        remote_addr: None,
+        note: None,
+    };
+    let many: Vec<AuditRecord> = (3..40)
+        .map(|i| entry(i, "handshake", Some("bob@acme.example"), "allowed"))
+        .collect();
+    let written: Vec<AuditRecord> = [full, bare].into_iter().chain(many).collect();
+    store.insert_audit(&written).await.unwrap();
+    let got = store
+        .list_audit(&AuditFilter {
+            email: None,
+            event: None,
+            outcome: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "ids follow the order written"
+    );
+    let read: Vec<AuditRecord> = got
+        .into_iter()
+        .rev()
+        .map(|e| AuditRecord { id: 0, ..e })
+        .collect();
+    assert_eq!(read, written);
 }
 
 /// A search by email, across the limit and the event and outcome filters;
