@@ -501,7 +501,7 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
-    p.add_argument("--profile", choices=["perf", "callgrind"],
+    p.add_argument("--profile", choices=["perf", "callgrind", "strace"],
                    help="instead of the table: profile the gateway (SQLite) under each row's load")
     p.add_argument("--profile-secs", type=float, default=15)
     args = p.parse_args()
@@ -681,6 +681,17 @@ def profile(args, work: Path, gw: subprocess.Popen, rows: list[Row]) -> None:
             s = row.target.run(light, args.profile_secs)
             subprocess.run(["callgrind_control", "-i", "off", str(gw.pid)], check=True, capture_output=True)
             subprocess.run(["callgrind_control", f"--dump={name}", str(gw.pid)], check=True, capture_output=True)
+        elif args.profile == "strace":
+            report = work / f"strace-{name}.txt"
+            # Counts only: `-c` keeps strace's own cost per call small.
+            tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(report), "-p", str(gw.pid)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            s = row.target.run(light, args.profile_secs)
+            tracer.send_signal(2)
+            tracer.wait()
+            log(f"  report: {report}")
+            log_syscalls_per_request(report, s.requests)
         else:
             data = work / f"perf-{name}.data"
             # DWARF call graphs: release builds keep no frame pointers.
@@ -715,6 +726,22 @@ def profile(args, work: Path, gw: subprocess.Popen, rows: list[Row]) -> None:
                     subprocess.run(["callgrind_annotate", flag, "--threshold=99", str(f)],
                                    stdout=out, stderr=subprocess.DEVNULL, check=False)
                 log(f"  report: {report}")
+
+
+def log_syscalls_per_request(report: Path, requests: int) -> None:
+    """Logs the system calls of an `strace -c` report per request served."""
+    if requests <= 0 or not report.exists():
+        return
+    counts = []
+    for line in report.read_text(errors="replace").splitlines():
+        f = line.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(f) >= 5 and f[3].isdigit() and f[-1] != "total":
+            counts.append((int(f[3]), f[-1]))
+    counts.sort(reverse=True)
+    total = sum(c for c, _ in counts)
+    top = ", ".join(f"{name} {c / requests:.2f}" for c, name in counts[:6])
+    log(f"  {total / requests:.2f} system calls per request ({top})")
 
 
 if __name__ == "__main__":
