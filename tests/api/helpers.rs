@@ -510,3 +510,18 @@ impl TokenBuilder {
         format!("{input}.{sig}")
     }
 }
+
+/// Rows of SQLite's `used_jtis_log` and `used_jtis` in the database at `url`.
+pub async fn jti_rows(url: &str) -> (i64, i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let mut count = async |table: &str| -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    let rows = (count("used_jtis_log").await, count("used_jtis").await);
+    conn.close().await.unwrap();
+    rows
+}

@@ -2268,23 +2268,6 @@ async fn a_second_instance_on_one_sqlite_file_is_refused_at_start() {
     assert_eq!(try_token(&app, &token).await, "401 token_replayed");
 }
 
-/// Rows of SQLite's `used_jtis_log` and `used_jtis`.
-async fn jti_rows(app: &TestApp) -> (i64, i64) {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(app.config.database.url.expose())
-        .await
-        .unwrap();
-    let mut count = async |table: &str| -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-    };
-    let rows = (count("used_jtis_log").await, count("used_jtis").await);
-    conn.close().await.unwrap();
-    rows
-}
-
 /// `database.jti_memory_max`: by default SQLite logs a consumed id (and
 /// remembers it); at 0 it consumes every id in the unique index. Either
 /// way a replay is refused, also after a restart.
@@ -2292,18 +2275,21 @@ async fn jti_rows(app: &TestApp) -> (i64, i64) {
 async fn database_jti_memory_max_zero_consumes_ids_in_the_unique_index() {
     for (max, logged, indexed) in [(embedgate::store::JTI_MEMORY_MAX, 1, 0), (0, 0, 1)] {
         let app = app_with(|c| c.database.jti_memory_max = max).await;
-        let (log, index) = jti_rows(&app).await;
+        let (log, index) = jti_rows(app.config.database.url.expose()).await;
         let token = app.token().sign();
         app.open(&token, "sales").await;
         assert_eq!(
-            jti_rows(&app).await,
+            jti_rows(app.config.database.url.expose()).await,
             (log + logged, index + indexed),
             "jti_memory_max = {max}"
         );
         assert_eq!(try_token(&app, &token).await, "401 token_replayed");
         let app = app.restart().await;
         assert_eq!(try_token(&app, &token).await, "401 token_replayed");
-        assert_eq!(jti_rows(&app).await, (log + logged, index + indexed));
+        assert_eq!(
+            jti_rows(app.config.database.url.expose()).await,
+            (log + logged, index + indexed)
+        );
     }
 }
 
