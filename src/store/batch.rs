@@ -19,6 +19,15 @@
 //!   transaction.
 //!
 //! The values are always bound, in the order they appear in the text.
+//!
+//! **One text per size class.** The database prepares a text the first time
+//! it sees it and keeps it prepared per connection (sqlx's statement cache),
+//! so a batch's text must repeat: each part is written for a size class of
+//! [`size_class`] rows, and the rows beyond the batch's own are bound NULL
+//! and filtered out (`WHERE column1 IS NOT NULL`). Texts that varied with
+//! every batch size cost SQLite a parse of the whole batch (with the audit
+//! trigger's program) on every commit: 26 % of its writer thread's time
+//! under handshake load (bench/README.md).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -36,9 +45,10 @@ use super::{
 use crate::domain::{TeamId, UserId};
 
 /// The most ids one batch consumes. With [`MAX_AUDIT_BATCH`] entries and
-/// [`MAX_SEEN_BATCH`] sign-ins, a batch binds at most 17,076 values
-/// (3 × 1,024, 10 × 1,000 and 4 × 1,001), below both SQLite's (32,766) and
-/// PostgreSQL's (65,535) limits.
+/// [`MAX_SEEN_BATCH`] sign-ins, a batch binds at most 18,948 values, its
+/// parts padded to their [`size_class`] (3 × 1,536 for ids split between
+/// the log and the index, 10 × 1,024 and 4 × 1,025), below both SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits.
 pub const MAX_JTI_BATCH: usize = 1024;
 /// The most audit entries one batch writes.
 pub const MAX_AUDIT_BATCH: usize = 1000;
@@ -52,18 +62,52 @@ const SEEN_PER_UPDATE: usize = 1000;
 /// statements of their own on SQLite).
 pub const MAX_USER_BATCH: usize = 256;
 
+/// The size classes of a batch's parts: each at most 1.5 times the one
+/// before, so padding adds at most half a part's rows (a sixth on average).
+/// An empty part stays empty.
+const SIZE_CLASSES: [usize; 21] = [
+    0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+];
+
+/// How many rows a part of `rows` rows is written for: the smallest size
+/// class that holds them (`rows` itself beyond the largest, which no batch
+/// reaches).
+pub(super) fn size_class(rows: usize) -> usize {
+    SIZE_CLASSES
+        .iter()
+        .copied()
+        .find(|&class| class >= rows)
+        .unwrap_or(rows)
+}
+
+/// The rows of `values`, padding included, less the padding.
+const REAL_ROWS: &str = "WHERE column1 IS NOT NULL";
+/// The values of padding rows.
+const NO_TEXT: Option<&str> = None;
+const NO_NUMBER: Option<i64> = None;
+
+/// `rows`, then `None`s up to their [`size_class`].
+fn padded<T>(rows: &[T]) -> impl Iterator<Item = Option<&T>> {
+    let padding = size_class(rows.len()) - rows.len();
+    rows.iter()
+        .map(Some)
+        .chain(std::iter::repeat_n(None, padding))
+}
+
 /// The ledger's insert, whose `RETURNING` names the ids it consumed. On
 /// SQLite `OR IGNORE` rather than `ON CONFLICT … DO NOTHING`: a statement
 /// that may abort half-way inside a transaction keeps a statement journal,
 /// a copy of every page it changes (a random page of the primary key for
 /// each id); one that ignores every conflict cannot abort, so it keeps none.
 fn insert_jtis(backend: Backend, values: &str) -> String {
-    const COLUMNS: &str = "INTO used_jtis (client_id, jti, expires_at) VALUES";
+    const INTO: &str = "INTO used_jtis (client_id, jti, expires_at) SELECT * FROM";
     match backend {
-        Backend::Sqlite => format!("INSERT OR IGNORE {COLUMNS} {values} RETURNING client_id, jti"),
+        Backend::Sqlite => format!(
+            "INSERT OR IGNORE {INTO} (VALUES {values}) AS v {REAL_ROWS} RETURNING client_id, jti"
+        ),
         Backend::Postgres => format!(
-            "INSERT {COLUMNS} {values} ON CONFLICT (client_id, jti) DO NOTHING \
-             RETURNING client_id, jti"
+            "INSERT {INTO} (VALUES {values}) AS v {REAL_ROWS} \
+             ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti"
         ),
     }
 }
@@ -75,13 +119,15 @@ fn log_jtis_sqlite(values: &str) -> String {
     format!(
         "INSERT OR IGNORE INTO used_jtis_log (client_id, jti, expires_at) \
          SELECT column1, column2, column3 FROM (VALUES {values}) \
-         WHERE NOT EXISTS (SELECT 1 FROM used_jtis u \
+         {REAL_ROWS} AND NOT EXISTS (SELECT 1 FROM used_jtis u \
                            WHERE u.client_id = column1 AND u.jti = column2) \
          RETURNING client_id, jti"
     )
 }
+/// The values of one audit entry.
+const AUDIT_COLUMNS: usize = 10;
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, event, request_id, client_id, email, \
-                            workbook, outcome, code, remote_addr, note) VALUES";
+                            workbook, outcome, code, remote_addr, note) SELECT * FROM";
 
 impl Store {
     /// Runs `work` on the batch writers' own connection (opened on first
@@ -224,10 +270,22 @@ impl Store {
                 let sql =
                     self.batch_sql(plan.logged.len(), plan.indexed.len(), entries.len(), seen);
                 let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-                for u in plan.logged.iter().chain(&plan.indexed) {
-                    q = q.bind(&u.client_id).bind(&u.jti).bind(u.expires_at);
+                for part in [&plan.logged, &plan.indexed] {
+                    for u in padded(part) {
+                        q = match u {
+                            Some(u) => q.bind(&u.client_id).bind(&u.jti).bind(u.expires_at),
+                            None => q.bind(NO_TEXT).bind(NO_TEXT).bind(NO_NUMBER),
+                        };
+                    }
                 }
-                for e in entries {
+                for e in padded(entries) {
+                    let Some(e) = e else {
+                        q = q.bind(NO_NUMBER);
+                        for _ in 1..AUDIT_COLUMNS {
+                            q = q.bind(NO_TEXT);
+                        }
+                        continue;
+                    };
                     q = q
                         .bind(e.at)
                         .bind(&e.event)
@@ -242,8 +300,8 @@ impl Store {
                 }
                 for chunk in seen.chunks(SEEN_PER_UPDATE) {
                     q = q.bind(now);
-                    for id in chunk {
-                        q = q.bind(*id);
+                    for id in padded(chunk) {
+                        q = q.bind(id.copied());
                     }
                 }
                 let rows = q.fetch_all(&mut *conn).await;
@@ -277,18 +335,21 @@ impl Store {
         };
         let mut parts: Vec<String> = Vec::new();
         if logged > 0 {
-            parts.push(log_jtis_sqlite(&values(logged, 3)));
+            parts.push(log_jtis_sqlite(&values(size_class(logged), 3)));
         }
         if indexed > 0 {
-            parts.push(insert_jtis(backend, &values(indexed, 3)));
+            parts.push(insert_jtis(backend, &values(size_class(indexed), 3)));
         }
         if entries > 0 {
-            parts.push(format!("{INSERT_AUDIT} {}", values(entries, 10)));
+            parts.push(format!(
+                "{INSERT_AUDIT} (VALUES {}) AS v {REAL_ROWS}",
+                values(size_class(entries), AUDIT_COLUMNS)
+            ));
         }
         for chunk in seen.chunks(SEEN_PER_UPDATE) {
             // `(?)`: one value in parentheses; `(?, ?, …)`: the ids.
             let now = values(1, 1);
-            let ids = values(1, chunk.len());
+            let ids = values(1, size_class(chunk.len()));
             parts.push(format!(
                 "UPDATE users SET last_seen_at = {now} WHERE id IN {ids}"
             ));
@@ -313,5 +374,30 @@ impl Store {
                 sql
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_size_pads_to_a_class_at_most_half_again_as_large() {
+        assert_eq!(size_class(0), 0, "an empty part stays empty");
+        for rows in 1..=MAX_JTI_BATCH.max(MAX_AUDIT_BATCH) {
+            let class = size_class(rows);
+            assert!(class >= rows, "{rows} rows fit their class {class}");
+            assert!(2 * class <= 3 * rows + 1, "{rows} rows pad to {class}");
+            assert_eq!(padded(&vec![(); rows]).count(), class);
+        }
+        let distinct: HashSet<usize> = (1..=1024).map(size_class).collect();
+        assert_eq!(distinct.len(), SIZE_CLASSES.len() - 1, "a text per class");
+    }
+
+    #[test]
+    fn padding_rows_follow_the_real_ones_as_none() {
+        let rows = [1, 2, 3, 4, 5];
+        let out: Vec<Option<&i32>> = padded(&rows).collect();
+        assert_eq!(out, [Some(&1), Some(&2), Some(&3), Some(&4), Some(&5), None]);
     }
 }
