@@ -35,12 +35,10 @@ use std::sync::atomic::Ordering;
 use sqlx::Arguments;
 use sqlx::any::AnyArguments;
 
-use super::users::{
-    FIELD_COLUMNS, MEMBERSHIPS_PER_INSERT, add, add_fields, insert_memberships_sql,
-};
+use super::users::{FIELD_COLUMNS, MEMBERSHIPS_PER_INSERT, add, add_fields, insert_memberships};
 use super::{
-    AuditRecord, Backend, JtiUse, Store, StoreResult, UserFields, placeholders, placeholders_from,
-    to_json,
+    AuditRecord, Backend, JtiUse, NO_NUMBER, NO_TEXT, REAL_ROWS, Store, StoreResult, UserFields,
+    padded, placeholders, placeholders_from, size_class, to_json,
 };
 use crate::domain::{TeamId, UserId};
 
@@ -61,38 +59,6 @@ const SEEN_PER_UPDATE: usize = 1000;
 /// (2,816 at most; their memberships are one JSON value on PostgreSQL,
 /// statements of their own on SQLite).
 pub const MAX_USER_BATCH: usize = 256;
-
-/// The size classes of a batch's parts: each at most 1.5 times the one
-/// before, so padding adds at most half a part's rows (a sixth on average).
-/// An empty part stays empty.
-const SIZE_CLASSES: [usize; 21] = [
-    0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
-];
-
-/// How many rows a part of `rows` rows is written for: the smallest size
-/// class that holds them (`rows` itself beyond the largest, which no batch
-/// reaches).
-pub(super) fn size_class(rows: usize) -> usize {
-    SIZE_CLASSES
-        .iter()
-        .copied()
-        .find(|&class| class >= rows)
-        .unwrap_or(rows)
-}
-
-/// The rows of `values`, padding included, less the padding.
-const REAL_ROWS: &str = "WHERE column1 IS NOT NULL";
-/// The values of padding rows.
-const NO_TEXT: Option<&str> = None;
-const NO_NUMBER: Option<i64> = None;
-
-/// `rows`, then `None`s up to their [`size_class`].
-fn padded<T>(rows: &[T]) -> impl Iterator<Item = Option<&T>> {
-    let padding = size_class(rows.len()) - rows.len();
-    rows.iter()
-        .map(Some)
-        .chain(std::iter::repeat_n(None, padding))
-}
 
 /// The ledger's insert, whose `RETURNING` names the ids it consumed. On
 /// SQLite `OR IGNORE` rather than `ON CONFLICT … DO NOTHING`: a statement
@@ -172,17 +138,27 @@ impl Store {
         }
         let backend = self.backend;
         let mut args = AnyArguments::default();
-        for u in users {
-            add_fields(&mut args, u)?;
-            add(&mut args, 0_i64)?; // session_epoch
-            add(&mut args, now)?; // created_at
-            add(&mut args, now)?; // updated_at
+        for u in padded(users) {
+            if let Some(u) = u {
+                add_fields(&mut args, u)?;
+                add(&mut args, 0_i64)?; // session_epoch
+                add(&mut args, now)?; // created_at
+                add(&mut args, now)?; // updated_at
+            } else {
+                for _ in FIELD_COLUMNS {
+                    add(&mut args, NO_TEXT)?;
+                }
+                for _ in 0..3 {
+                    add(&mut args, NO_NUMBER)?;
+                }
+            }
         }
         let insert = format!(
-            "INSERT INTO users ({}, session_epoch, created_at, updated_at) VALUES {} \
+            "INSERT INTO users ({}, session_epoch, created_at, updated_at) \
+             SELECT * FROM (VALUES {}) AS v {REAL_ROWS} \
              ON CONFLICT (email) DO NOTHING RETURNING id, email",
             FIELD_COLUMNS.join(", "),
-            placeholders(backend, users.len(), FIELD_COLUMNS.len() + 3)
+            placeholders(backend, size_class(users.len()), FIELD_COLUMNS.len() + 3)
         );
         let created: Vec<(UserId, String)> = match backend {
             Backend::Postgres => {
@@ -220,14 +196,17 @@ impl Store {
                         })
                         .collect();
                     let mut sql = String::new();
+                    let mut values = Vec::new();
                     for chunk in pairs.chunks(MEMBERSHIPS_PER_INSERT) {
-                        sql.push_str(&insert_memberships_sql(backend, chunk.len()));
+                        let (insert, chunk_values) = insert_memberships(backend, chunk);
+                        sql.push_str(&insert);
                         sql.push_str("; ");
+                        values.extend(chunk_values);
                     }
                     sql.push_str("COMMIT;");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (user, team) in &pairs {
-                        q = q.bind(*user).bind(*team);
+                    for value in values {
+                        q = q.bind(value);
                     }
                     q.execute(&mut *conn).await?;
                     Ok(created)
@@ -374,30 +353,5 @@ impl Store {
                 sql
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_part_size_pads_to_a_class_at_most_half_again_as_large() {
-        assert_eq!(size_class(0), 0, "an empty part stays empty");
-        for rows in 1..=MAX_JTI_BATCH.max(MAX_AUDIT_BATCH) {
-            let class = size_class(rows);
-            assert!(class >= rows, "{rows} rows fit their class {class}");
-            assert!(2 * class <= 3 * rows + 1, "{rows} rows pad to {class}");
-            assert_eq!(padded(&vec![(); rows]).count(), class);
-        }
-        let distinct: HashSet<usize> = (1..=1024).map(size_class).collect();
-        assert_eq!(distinct.len(), SIZE_CLASSES.len() - 1, "a text per class");
-    }
-
-    #[test]
-    fn padding_rows_follow_the_real_ones_as_none() {
-        let rows = [1, 2, 3, 4, 5];
-        let out: Vec<Option<&i32>> = padded(&rows).collect();
-        assert_eq!(out, [Some(&1), Some(&2), Some(&3), Some(&4), Some(&5), None]);
     }
 }

@@ -374,6 +374,38 @@ async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(
     Ok(())
 }
 
+/// The size classes of a batch's parts (see [`batch`]): each at most 1.5 times the one
+/// before, so padding adds at most half a part's rows (a sixth on average).
+/// An empty part stays empty.
+const SIZE_CLASSES: [usize; 21] = [
+    0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+];
+
+/// How many rows a part of `rows` rows is written for: the smallest size
+/// class that holds them (`rows` itself beyond the largest, which no batch
+/// reaches).
+fn size_class(rows: usize) -> usize {
+    SIZE_CLASSES
+        .iter()
+        .copied()
+        .find(|&class| class >= rows)
+        .unwrap_or(rows)
+}
+
+/// The rows of `values`, padding included, less the padding.
+const REAL_ROWS: &str = "WHERE column1 IS NOT NULL";
+/// The values of padding rows.
+const NO_TEXT: Option<&str> = None;
+const NO_NUMBER: Option<i64> = None;
+
+/// `rows`, then `None`s up to their [`size_class`].
+fn padded<T>(rows: &[T]) -> impl Iterator<Item = Option<&T>> {
+    let padding = size_class(rows.len()) - rows.len();
+    rows.iter()
+        .map(Some)
+        .chain(std::iter::repeat_n(None, padding))
+}
+
 /// The `VALUES` list of a multi-row insert of `rows` rows of `cols` columns
 /// (the values are always bound, never written into the SQL): `($1, $2),
 /// ($3, $4)` for PostgreSQL; anonymous `(?, ?), (?, ?)` for SQLite, whose
@@ -428,6 +460,29 @@ fn flag(value: bool) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_part_size_pads_to_a_class_at_most_half_again_as_large() {
+        assert_eq!(size_class(0), 0, "an empty part stays empty");
+        for rows in 1..=MAX_JTI_BATCH.max(MAX_AUDIT_BATCH) {
+            let class = size_class(rows);
+            assert!(class >= rows, "{rows} rows fit their class {class}");
+            assert!(2 * class <= 3 * rows + 1, "{rows} rows pad to {class}");
+            assert_eq!(padded(&vec![(); rows]).count(), class);
+        }
+        let distinct: std::collections::HashSet<usize> = (1..=1024).map(size_class).collect();
+        assert_eq!(distinct.len(), SIZE_CLASSES.len() - 1, "a text per class");
+    }
+
+    #[test]
+    fn padding_rows_follow_the_real_ones_as_none() {
+        let rows = [1, 2, 3, 4, 5];
+        let out: Vec<Option<&i32>> = padded(&rows).collect();
+        assert_eq!(
+            out,
+            [Some(&1), Some(&2), Some(&3), Some(&4), Some(&5), None]
+        );
+    }
 
     #[test]
     fn placeholders_number_every_value() {
