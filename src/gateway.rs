@@ -62,8 +62,10 @@ impl Gateway {
         let store = Store::connect(&config.database.url, config.database.max_connections)
             .await
             .with_context(|| format!("connecting to {}", config.database.url.redacted()))?;
-        store.migrate().await.context("migrating the database")?;
+        // Claimed first: a second instance must not migrate a file that
+        // another one serves.
         store.claim_instance()?;
+        store.migrate().await.context("migrating the database")?;
         store.set_jti_memory_max(config.database.jti_memory_max);
         store.start_checkpoints();
         let feed = ChangeFeed::new(&store, config.database.url.expose())?;

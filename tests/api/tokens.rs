@@ -2268,6 +2268,34 @@ async fn a_second_instance_on_one_sqlite_file_is_refused_at_start() {
     assert_eq!(try_token(&app, &token).await, "401 token_replayed");
 }
 
+/// A lock file that cannot be opened (here a folder stands in its place)
+/// stops the start with the path and the reason, before the file is
+/// migrated or anything served.
+#[tokio::test]
+async fn a_sqlite_file_whose_instance_lock_cannot_be_opened_is_refused_at_start() {
+    let app = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.db");
+    let lock = dir.path().join("other.db.instance.lock");
+    std::fs::create_dir(&lock).unwrap();
+    let mut config = app.config.clone();
+    config.database.url = embedgate::config::DatabaseUrl(format!("sqlite://{}", file.display()));
+    let refused = embedgate::app::Application::build(config, app.clock.clone()).await;
+    let err = format!("{:#}", refused.err().expect("the start is refused"));
+    assert!(err.contains("cannot open"), "{err}");
+    assert!(err.contains(&lock.display().to_string()), "{err}");
+    assert!(lock.is_dir(), "the folder is left as it was");
+    let mut conn =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0, "not migrated");
+}
+
 /// `database.jti_memory_max`: by default SQLite logs a consumed id (and
 /// remembers it); at 0 it consumes every id in the unique index. Either
 /// way a replay is refused, also after a restart.
