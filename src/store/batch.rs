@@ -45,10 +45,11 @@ use super::{
 use crate::domain::{TeamId, UserId};
 
 /// The most ids one batch consumes. With [`MAX_AUDIT_BATCH`] entries and
-/// [`MAX_SEEN_BATCH`] sign-ins, a batch binds at most 18,948 values, its
-/// parts padded to their [`size_class`] (3 × 1,536 for ids split between
-/// the log and the index, 10 × 1,024 and 4 × 1,025), below both SQLite's
-/// (32,766) and PostgreSQL's (65,535) limits.
+/// [`MAX_SEEN_BATCH`] sign-ins, a batch binds at most 20,996 values, each
+/// part padded to its size class: 2 × 1,024 for SQLite's check of taken
+/// ids, 3 × 1,536 for the ids split between the log and the index,
+/// 10 × 1,024 for the entries and 4 × 1,025 for the sign-ins. That is below
+/// both SQLite's (32,766) and PostgreSQL's (65,535) limits.
 pub const MAX_JTI_BATCH: usize = 1024;
 /// The most audit entries one batch writes.
 pub const MAX_AUDIT_BATCH: usize = 1000;
