@@ -1499,8 +1499,8 @@ mod audit_email_chunks {
     }
 
     /// A database created before the email index was kept apart, and one
-    /// that had 0002's index: their entries are found by email after the
-    /// upgrade.
+    /// that had 0002's index with entries on both sides of its mark: their
+    /// entries are found by email after the upgrade.
     #[tokio::test]
     async fn sqlite_upgrade_indexes_existing_entries() {
         for applied in [1, 3] {
@@ -1523,6 +1523,17 @@ mod audit_email_chunks {
                 )
                 .bind(super::T + at)
                 .bind(email)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+            if applied == 3 {
+                // As 0002's writer left it: the first entry indexed and
+                // the mark after it, the later ones not yet.
+                sqlx::query(
+                    "INSERT INTO audit_emails (email, id) SELECT email, id FROM audit \
+                     WHERE id = 1; UPDATE audit_emails_mark SET id = 1",
+                )
                 .execute(&mut conn)
                 .await
                 .unwrap();
