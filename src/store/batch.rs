@@ -37,10 +37,10 @@ use sqlx::Arguments;
 use sqlx::any::AnyArguments;
 
 use super::jti::JtiPlan;
-use super::users::{FIELD_COLUMNS, MEMBERSHIPS_PER_INSERT, add, add_fields, insert_memberships};
+use super::users::{FIELD_COLUMNS, add, add_fields};
 use super::{
-    AuditRecord, Backend, JtiUse, NO_NUMBER, NO_TEXT, REAL_ROWS, Store, StoreResult, UserFields,
-    padded, placeholders, placeholders_from, size_class, to_json,
+    AuditRecord, Backend, JtiUse, NO_NUMBER, NO_TEXT, REAL_ROWS, Store, StoreError, StoreResult,
+    UserFields, padded, placeholders, placeholders_from, size_class, to_json,
 };
 use crate::domain::{TeamId, UserId};
 
@@ -170,62 +170,64 @@ impl Store {
         let insert = format!(
             "INSERT INTO users ({}, session_epoch, created_at, updated_at) \
              SELECT * FROM (VALUES {}) AS v {REAL_ROWS} \
-             ON CONFLICT (email) DO NOTHING RETURNING id, email",
+             ON CONFLICT (email) DO NOTHING",
             FIELD_COLUMNS.join(", "),
             placeholders(backend, size_class(users.len()), FIELD_COLUMNS.len() + 3)
         );
+        // The memberships of the users created: one JSON value, whatever
+        // their number.
+        let memberships: Vec<serde_json::Value> = teams
+            .iter()
+            .flat_map(|(email, ids)| {
+                ids.iter()
+                    .map(move |id| serde_json::json!({"email": email, "team_id": id}))
+            })
+            .collect();
+        add(&mut args, to_json(&memberships)?)?;
         let created: Vec<(UserId, String)> = match backend {
             Backend::Postgres => {
-                let memberships: Vec<serde_json::Value> = teams
-                    .iter()
-                    .flat_map(|(email, ids)| {
-                        ids.iter()
-                            .map(move |id| serde_json::json!({"email": email, "team_id": id}))
-                    })
-                    .collect();
                 let sql = format!(
-                    "WITH created AS ({insert}), \
+                    "WITH created AS ({insert} RETURNING id, email), \
                      joined AS (INSERT INTO memberships (user_id, team_id) \
                      SELECT created.id, m.team_id FROM created \
                      JOIN json_to_recordset(${}::json) AS m (email text, team_id bigint) \
                      ON m.email = created.email) \
                      SELECT id, email FROM created",
-                    args.len() + 1
+                    args.len()
                 );
-                add(&mut args, to_json(&memberships)?)?;
                 let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
                 self.on_batch_conn(async |conn| q.fetch_all(conn).await)
                     .await?
             }
             Backend::Sqlite => {
-                let sql = format!("BEGIN IMMEDIATE; {insert}");
-                let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
-                self.on_batch_conn(async |conn| {
-                    let created: Vec<(UserId, String)> = q.fetch_all(&mut *conn).await?;
-                    let pairs: Vec<(UserId, TeamId)> = created
-                        .iter()
-                        .flat_map(|(id, email)| {
-                            let ids = teams.get(email.as_str()).copied().unwrap_or_default();
-                            ids.iter().map(move |team| (*id, *team))
-                        })
-                        .collect();
-                    let mut sql = String::new();
-                    let mut values = Vec::new();
-                    for chunk in pairs.chunks(MEMBERSHIPS_PER_INSERT) {
-                        let (insert, chunk_values) = insert_memberships(backend, chunk);
-                        sql.push_str(&insert);
-                        sql.push_str("; ");
-                        values.extend(chunk_values);
-                    }
-                    sql.push_str("COMMIT;");
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for value in values {
-                        q = q.bind(value);
-                    }
-                    q.execute(&mut *conn).await?;
-                    Ok(created)
-                })
-                .await?
+                // Under the write lock the users created are those above
+                // the highest id before the insert (kept in a temporary
+                // table for the statements after it), so one round trip
+                // writes them, their memberships and returns them as one
+                // row (a row per user was a message and a wake each).
+                let sql = format!(
+                    "BEGIN IMMEDIATE; \
+                     CREATE TEMP TABLE IF NOT EXISTS users_mark (id INTEGER NOT NULL); \
+                     DELETE FROM temp.users_mark; \
+                     INSERT INTO temp.users_mark SELECT COALESCE(MAX(id), 0) FROM users; \
+                     {insert}; \
+                     INSERT INTO memberships (user_id, team_id) \
+                     SELECT u.id, json_extract(m.value, '$.team_id') FROM json_each(?) AS m \
+                     JOIN users u ON u.email = json_extract(m.value, '$.email') \
+                     WHERE u.id > (SELECT id FROM temp.users_mark); \
+                     SELECT json_group_array(json_array(id, email)) FROM users \
+                     WHERE id > (SELECT id FROM temp.users_mark); \
+                     COMMIT;"
+                );
+                let q = sqlx::query_scalar_with::<_, String, _>(sqlx::AssertSqlSafe(sql), args);
+                let created = self
+                    .on_batch_conn(async |conn| q.fetch_all(conn).await)
+                    .await?;
+                match created.first() {
+                    Some(json) => serde_json::from_str(json)
+                        .map_err(|e| StoreError::Corrupt(format!("created users: {e}")))?,
+                    None => Vec::new(),
+                }
             }
         };
         let mut ids: HashMap<String, UserId> = created.into_iter().map(|(id, e)| (e, id)).collect();

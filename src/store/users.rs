@@ -92,14 +92,11 @@ pub(super) fn add_fields(args: &mut AnyArguments, u: &UserFields) -> StoreResult
 }
 
 /// Memberships per `INSERT` (two values each).
-pub(super) const MEMBERSHIPS_PER_INSERT: usize = 1000;
+const MEMBERSHIPS_PER_INSERT: usize = 1000;
 
 /// `INSERT INTO memberships` of `pairs` (user, team), one text per
 /// [`size_class`]; returns the text and its values, padding included.
-pub(super) fn insert_memberships(
-    backend: Backend,
-    pairs: &[(UserId, TeamId)],
-) -> (String, Vec<Option<i64>>) {
+fn insert_memberships(backend: Backend, pairs: &[(UserId, TeamId)]) -> (String, Vec<Option<i64>>) {
     let sql = format!(
         "INSERT INTO memberships (user_id, team_id) SELECT * FROM (VALUES {}) AS v {REAL_ROWS}",
         placeholders(backend, size_class(pairs.len()), 2)
