@@ -132,8 +132,8 @@ impl Store {
     /// Creates `users` with their memberships, all or nothing, on the batch
     /// writers' connection: one statement on PostgreSQL (its data-modifying
     /// `WITH` inserts the memberships of the users its `INSERT` created);
-    /// two round trips on SQLite (`BEGIN IMMEDIATE` and the users, whose ids
-    /// the memberships need; then the memberships and `COMMIT`). Returns,
+    /// one round trip on SQLite (`BEGIN IMMEDIATE`, the users, their
+    /// memberships, one row naming the users created, `COMMIT`). Returns,
     /// for each of `users`, its new id, or `None` when its email was taken,
     /// by a stored user or by an earlier one of `users`.
     pub async fn insert_users(
