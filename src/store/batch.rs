@@ -59,8 +59,8 @@ pub const MAX_SEEN_BATCH: usize = 4000;
 const SEEN_PER_UPDATE: usize = 1000;
 
 /// The most users one [`Store::insert_users`] creates: 11 values each
-/// (2,816 at most; their memberships are one JSON value on PostgreSQL,
-/// statements of their own on SQLite).
+/// (2,817 at most with their memberships, one JSON value whatever their
+/// number; 256 is a size class, so a full batch has no padding).
 pub const MAX_USER_BATCH: usize = 256;
 
 /// The ledger's insert; on PostgreSQL its `RETURNING` names the ids it
@@ -220,14 +220,12 @@ impl Store {
                      COMMIT;"
                 );
                 let q = sqlx::query_scalar_with::<_, String, _>(sqlx::AssertSqlSafe(sql), args);
-                let created = self
+                let rows = self
                     .on_batch_conn(async |conn| q.fetch_all(conn).await)
                     .await?;
-                match created.first() {
-                    Some(json) => serde_json::from_str(json)
-                        .map_err(|e| StoreError::Corrupt(format!("created users: {e}")))?,
-                    None => Vec::new(),
-                }
+                json_row(&rows)?.ok_or_else(|| {
+                    StoreError::Corrupt("the batch of new users returned no row".into())
+                })?
             }
         };
         let mut ids: HashMap<String, UserId> = created.into_iter().map(|(id, e)| (e, id)).collect();
@@ -282,7 +280,7 @@ impl Store {
                             // only while the rows are read.
                             .fetch_all(&mut *conn)
                             .await
-                            .and_then(|taken| consumed_but(&ids, taken.first().map(String::as_str)))
+                            .and_then(|rows| consumed_but(&ids, &rows))
                     }
                 };
                 self.settle_jtis(&plan.logged, rows.as_deref().ok());
@@ -407,15 +405,33 @@ fn batch_args<'q>(
     Ok(args)
 }
 
+/// SQLite: the value of a batch's one JSON row (its `SELECT
+/// json_group_array(…)`), `None` when the batch had no such statement.
+fn json_row<T: serde::de::DeserializeOwned>(rows: &[String]) -> Result<Option<T>, sqlx::Error> {
+    match rows {
+        [] => Ok(None),
+        [json] => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| sqlx::Error::Decode(e.into())),
+        _ => Err(sqlx::Error::Protocol(format!(
+            "a batch returned {} rows where it returns one",
+            rows.len()
+        ))),
+    }
+}
+
 /// SQLite: the pairs of `ids` the batch consumed, all but those `taken`
-/// (the JSON array of [`taken_jtis_sqlite`]; none when `ids` is empty).
-fn consumed_but(
-    ids: &[&JtiUse],
-    taken: Option<&str>,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let taken: Vec<(String, String)> = match taken {
-        Some(json) => serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(e.into()))?,
-        None => Vec::new(),
+/// (the rows of the batch: one JSON array from [`taken_jtis_sqlite`], none
+/// when `ids` is empty). Without that row no id counts as consumed.
+fn consumed_but(ids: &[&JtiUse], rows: &[String]) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let taken: Vec<(String, String)> = match json_row(rows)? {
+        Some(taken) => taken,
+        None if ids.is_empty() => Vec::new(),
+        None => {
+            return Err(sqlx::Error::Protocol(
+                "the batch did not say which ids were taken".into(),
+            ));
+        }
     };
     let taken: HashSet<(&str, &str)> = taken
         .iter()
@@ -426,4 +442,45 @@ fn consumed_but(
         .filter(|u| !taken.contains(&(u.client_id.as_str(), u.jti.as_str())))
         .map(|u| (u.client_id.clone(), u.jti.clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(client: &str, jti: &str) -> JtiUse {
+        JtiUse {
+            client_id: client.into(),
+            jti: jti.into(),
+            expires_at: 0,
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(c, j)| ((*c).into(), (*j).into())).collect()
+    }
+
+    #[test]
+    fn the_ids_consumed_are_those_not_taken_by_the_same_client() {
+        let (a, b, c) = (id("acme", "1"), id("acme", "2"), id("globex", "1"));
+        let ids = [&a, &b, &c];
+        let taken = [r#"[["acme","1"]]"#.to_owned()];
+        assert_eq!(
+            consumed_but(&ids, &taken).unwrap(),
+            pairs(&[("acme", "2"), ("globex", "1")])
+        );
+        let none = ["[]".to_owned()];
+        assert_eq!(consumed_but(&ids, &none).unwrap().len(), 3);
+        assert_eq!(consumed_but(&[], &[]).unwrap(), pairs(&[]));
+    }
+
+    /// Fail closed: a batch that does not say which ids were taken
+    /// consumes none of them as far as the handshakes know.
+    #[test]
+    fn without_its_one_row_a_batch_consumes_no_id() {
+        let a = id("acme", "1");
+        assert!(consumed_but(&[&a], &[]).is_err(), "no row");
+        assert!(consumed_but(&[&a], &["not json".into()]).is_err());
+        assert!(consumed_but(&[&a], &["[]".into(), "[]".into()]).is_err());
+    }
 }

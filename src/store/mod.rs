@@ -6,7 +6,7 @@
 //! branch in the queries. What differs lives in one place each: the schema
 //! (`migrations/sqlite`, `migrations/postgres`), the connection set-up below,
 //! the statements of the batch writers (`batch`: the `jti` ledger's one
-//! round trip, new users in one statement), the `jti` ledger's memory of
+//! round trip, new users in another), the `jti` ledger's memory of
 //! consumed ids on SQLite (see `jti`; one serving instance per file, see
 //! [`Store::claim_instance`]), the audit log's search by email (SQLite keeps
 //! that index apart, see `audit`), and the change feed of cluster mode.

@@ -6,8 +6,8 @@ use sqlx::any::AnyArguments;
 use sqlx::{Arguments, FromRow};
 
 use super::{
-    Backend, REAL_ROWS, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord,
-    from_json, padded, placeholders, size_class, to_json,
+    Backend, Store, StoreError, StoreResult, UserFields, UserFilter, UserRecord, from_json,
+    placeholders, to_json,
 };
 use crate::domain::{Email, TeamId, UserId, UserKind, UserStatus};
 
@@ -94,31 +94,22 @@ pub(super) fn add_fields(args: &mut AnyArguments, u: &UserFields) -> StoreResult
 /// Memberships per `INSERT` (two values each).
 const MEMBERSHIPS_PER_INSERT: usize = 1000;
 
-/// `INSERT INTO memberships` of `pairs` (user, team), one text per
-/// [`size_class`]; returns the text and its values, padding included.
-fn insert_memberships(backend: Backend, pairs: &[(UserId, TeamId)]) -> (String, Vec<Option<i64>>) {
-    let sql = format!(
-        "INSERT INTO memberships (user_id, team_id) SELECT * FROM (VALUES {}) AS v {REAL_ROWS}",
-        placeholders(backend, size_class(pairs.len()), 2)
-    );
-    let values = padded(pairs)
-        .flat_map(|pair| [pair.map(|p| p.0), pair.map(|p| p.1)])
-        .collect();
-    (sql, values)
-}
-
-async fn insert_user_memberships(
+/// Inserts `user`'s memberships of `teams` (admin writes; the batch of new
+/// users has its own, see `batch`).
+async fn insert_memberships(
     backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: UserId,
     teams: &[TeamId],
 ) -> StoreResult<()> {
-    let pairs: Vec<(UserId, TeamId)> = teams.iter().map(|team| (user, *team)).collect();
-    for chunk in pairs.chunks(MEMBERSHIPS_PER_INSERT) {
-        let (sql, values) = insert_memberships(backend, chunk);
+    for chunk in teams.chunks(MEMBERSHIPS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO memberships (user_id, team_id) VALUES {}",
+            placeholders(backend, chunk.len(), 2)
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
-            q = q.bind(value);
+        for team in chunk {
+            q = q.bind(user).bind(*team);
         }
         q.execute(&mut **tx).await?;
     }
@@ -279,7 +270,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        insert_user_memberships(self.backend, &mut tx, id, &u.team_ids).await?;
+        insert_memberships(self.backend, &mut tx, id, &u.team_ids).await?;
         tx.commit().await?;
         Ok(true)
     }
