@@ -86,6 +86,22 @@ impl Pending {
         self.records.len() >= BATCH || !self.flushes.is_empty()
     }
 
+    /// Must a change that left `self` as it is, from a state due at
+    /// `before`, wake the writer? Only when it must write now, or sooner
+    /// than it planned. The writer sleeps until the due time it read last
+    /// and reads it again whenever it wakes, so a change that leaves the
+    /// time as it was (another entry behind the oldest, a user already
+    /// noted) or makes it later (the ledger took the entries) needs no
+    /// wake-up. Under load that is nearly every entry: waking the writer
+    /// for each cost a wake of its runtime's thread per handshake.
+    fn wake_after(&self, before: Option<Instant>) -> bool {
+        self.urgent()
+            || match (self.due(), before) {
+                (Some(now), Some(before)) => now < before,
+                (now, before) => now.is_some() && before.is_none(),
+            }
+    }
+
     /// What the next write carries: the entries recorded (up to a batch's
     /// worth), the sign-ins when they are due or a flush asks for them, and
     /// the flushes once nothing recorded before them is left behind.
@@ -202,11 +218,17 @@ impl Recorder {
         Recorder { shared, wake }
     }
 
-    /// Changes `pending`, then makes sure the writer will look at it.
+    /// Changes `pending`, then wakes the writer if the change brought its
+    /// next write forward (see [`Pending::wake_after`]).
     fn add(&self, change: impl FnOnce(&mut Pending)) {
-        change(&mut self.shared.pending());
+        let wake = {
+            let mut p = self.shared.pending();
+            let due = p.due();
+            change(&mut p);
+            p.wake_after(due)
+        };
         // A full channel already holds a wake-up the writer has not seen.
-        if let Err(mpsc::error::TrySendError::Closed(())) = self.wake.try_send(()) {
+        if wake && let Err(mpsc::error::TrySendError::Closed(())) = self.wake.try_send(()) {
             tracing::error!("the audit writer has stopped; audit entries will be lost");
         }
     }
@@ -363,6 +385,60 @@ mod tests {
         assert_eq!((first.seen.len(), first.flushes.len()), (MAX_SEEN_BATCH, 0));
         let second = p.take(now);
         assert_eq!((second.seen.len(), second.flushes.len()), (1, 1));
+    }
+
+    /// What `Recorder::add` does to decide, without a recorder.
+    fn wakes(p: &mut Pending, change: impl FnOnce(&mut Pending)) -> bool {
+        let due = p.due();
+        change(p);
+        p.wake_after(due)
+    }
+
+    fn entry(p: &mut Pending) {
+        p.since.get_or_insert_with(Instant::now);
+        p.records.push(AuditRecord::default());
+    }
+
+    #[test]
+    fn the_writer_is_woken_only_when_its_next_write_comes_forward() {
+        let (mut p, now) = pending(0, 0, 0);
+        assert!(wakes(&mut p, entry), "the first entry starts the linger");
+        assert!(!wakes(&mut p, entry), "a second one is due with the first");
+        assert!(
+            !wakes(&mut p, |p| {
+                p.seen.insert(1);
+            }),
+            "sign-ins are due a second after the last write, after the entries"
+        );
+        assert!(!wakes(&mut p, |p| {
+            p.seen.insert(2);
+        }));
+        while p.records.len() < BATCH - 1 {
+            assert!(!wakes(&mut p, entry));
+        }
+        assert!(wakes(&mut p, entry), "a full batch is written at once");
+
+        let (mut p, _) = pending(0, 0, 0);
+        assert!(wakes(&mut p, |p| {
+            p.seen.insert(1);
+        }));
+        assert!(
+            wakes(&mut p, entry),
+            "entries are due before the sign-ins noted earlier"
+        );
+
+        let (mut p, _) = pending(3, 0, 0);
+        assert!(
+            wakes(&mut p, |p| p.flushes.push(oneshot::channel().0)),
+            "a flush is answered at once"
+        );
+
+        // The ledger took the entries (the due time moved later): nothing to
+        // wake for, the writer finds out when it wakes at the old time.
+        let (mut p, _) = pending(3, 0, 0);
+        assert!(!wakes(&mut p, |p| {
+            p.take(now);
+        }));
     }
 
     #[test]
