@@ -11,11 +11,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 
 use crate::clock::SharedClock;
 use crate::domain::UserId;
 use crate::store::{AuditRecord, JtiUse, MAX_AUDIT_BATCH, MAX_SEEN_BATCH, Store, StoreResult};
+use crate::tasks::spawn_restarting;
 
 pub const HANDSHAKE: &str = "handshake";
 pub const USER_CREATED: &str = "user_created";
@@ -199,7 +200,8 @@ const LINGER: Duration = Duration::from_millis(10);
 const SEEN_EVERY: Duration = Duration::from_secs(1);
 
 impl Recorder {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the current runtime (again after a panic:
+    /// [`spawn_restarting`]).
     pub fn start(store: Store, clock: SharedClock) -> Recorder {
         let shared = Arc::new(Shared {
             store,
@@ -214,7 +216,10 @@ impl Recorder {
             writing: tokio::sync::Mutex::new(()),
         });
         let (wake, rx) = mpsc::channel(1);
-        tokio::spawn(writer(Arc::clone(&shared), rx));
+        let writing = Arc::clone(&shared);
+        spawn_restarting("audit writer", rx, move |rx| {
+            writer(Arc::clone(&writing), rx)
+        });
         Recorder { shared, wake }
     }
 
@@ -278,7 +283,7 @@ impl Recorder {
     }
 }
 
-async fn writer(shared: Arc<Shared>, mut wake: mpsc::Receiver<()>) {
+async fn writer(shared: Arc<Shared>, mut wake: OwnedMutexGuard<mpsc::Receiver<()>>) {
     loop {
         // Under load the ledger's batches take the entries long before they
         // are due; this task writes only what would otherwise wait longer

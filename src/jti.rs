@@ -8,10 +8,11 @@
 //! carries the audit entries and sign-ins recorded since the last one
 //! ([`Recorder::commit_with`]).
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 
 use crate::audit::Recorder;
 use crate::store::{JtiUse, MAX_JTI_BATCH, StoreError};
+use crate::tasks::spawn_restarting;
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
@@ -26,11 +27,12 @@ pub struct JtiLedger {
 pub struct LedgerError(pub String);
 
 impl JtiLedger {
-    /// Starts the writer task on the current runtime. Its transactions
-    /// also carry what `recorder` has pending (see [`Recorder::commit_with`]).
+    /// Starts the writer task on the current runtime (again after a panic:
+    /// [`spawn_restarting`]). Its transactions also carry what `recorder`
+    /// has pending (see [`Recorder::commit_with`]).
     pub fn start(recorder: Recorder) -> JtiLedger {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(recorder, rx));
+        spawn_restarting("jti ledger", rx, move |rx| writer(recorder.clone(), rx));
         JtiLedger { tx }
     }
 
@@ -42,12 +44,15 @@ impl JtiLedger {
             .send((jti, reply))
             .map_err(|_| LedgerError("the ledger task has stopped".into()))?;
         wait.await
-            .map_err(|_| LedgerError("the ledger task has stopped".into()))?
+            .map_err(|_| LedgerError("the ledger dropped the request".into()))?
             .map_err(LedgerError)
     }
 }
 
-async fn writer(recorder: Recorder, mut rx: mpsc::UnboundedReceiver<(JtiUse, Reply)>) {
+async fn writer(
+    recorder: Recorder,
+    mut rx: OwnedMutexGuard<mpsc::UnboundedReceiver<(JtiUse, Reply)>>,
+) {
     let mut batch: Vec<(JtiUse, Reply)> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);

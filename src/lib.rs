@@ -35,6 +35,7 @@ pub mod ratelimit;
 pub mod session;
 pub mod sign;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod token;
 

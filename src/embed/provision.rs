@@ -22,7 +22,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 
 use crate::clock::SharedClock;
 use crate::domain::{Email, UserId};
@@ -31,6 +31,7 @@ use crate::identity::{self, Plan};
 use crate::policy::{Change, NoTrace, Policy, PolicyState, WriteGuard};
 use crate::store::feed::ChangeFeed;
 use crate::store::{MAX_USER_BATCH, Store, StoreError, UserFields, UserRecord};
+use crate::tasks::spawn_restarting;
 use crate::token::{self, Claims};
 
 use super::denial;
@@ -132,7 +133,8 @@ fn store_problem(e: &StoreError) -> Problem {
 }
 
 impl Provisioner {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the current runtime (again after a panic:
+    /// [`spawn_restarting`]).
     pub fn start(
         store: Store,
         policy: Arc<Policy>,
@@ -146,7 +148,8 @@ impl Provisioner {
             feed,
             clock,
         };
-        tokio::spawn(writer.run(rx));
+        let writer = Arc::new(writer);
+        spawn_restarting("user writer", rx, move |rx| Arc::clone(&writer).run(rx));
         Provisioner { tx }
     }
 
@@ -167,7 +170,7 @@ impl Provisioner {
 }
 
 impl Writer {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Job>) {
+    async fn run(self: Arc<Self>, mut rx: OwnedMutexGuard<mpsc::UnboundedReceiver<Job>>) {
         let mut queue: VecDeque<Job> = VecDeque::new();
         loop {
             if queue.is_empty() {
