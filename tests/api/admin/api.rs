@@ -2951,6 +2951,40 @@ async fn the_audit_log_is_filtered_by_email_event_outcome_and_limit() {
     }
 }
 
+/// The audit writer writes on its own, a linger after an entry, with no
+/// reader's flush and no handshake's batch to carry it: the first entry
+/// after a write must wake it (it sleeps without a due time until then).
+#[tokio::test]
+async fn an_audit_entry_reaches_the_database_without_a_flush() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let mut db = sqlx::SqliteConnection::connect(app.config.database.url.expose())
+        .await
+        .unwrap();
+    // Two in turn: the second comes after the writer's first write, so
+    // no flush at start-up (the first housekeeping run) can have taken it.
+    for (n, team) in [(1, "first-audited"), (2, "second-audited")] {
+        app.admin().post("/teams", json!({"name": team})).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let written: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'admin_change'")
+                    .fetch_one(&mut db)
+                    .await
+                    .unwrap();
+            if written == n {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{team}'s entry was not written within 10 s ({written} written)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    db.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn admin_writes_are_audited_as_admin_changes_with_the_request_id() {
     let app = seeded().await;
