@@ -49,7 +49,7 @@ struct Pending {
     /// When the oldest of `records` was recorded.
     since: Option<Instant>,
     seen: BTreeSet<UserId>,
-    /// When sign-ins were last written.
+    /// When the sign-ins last due were all written.
     seen_written: Instant,
     /// Callers of [`Recorder::flush`] waiting for the write that takes them.
     flushes: Vec<oneshot::Sender<()>>,
@@ -113,12 +113,21 @@ impl Pending {
         };
         self.since = (!self.records.is_empty()).then_some(now);
         let mut seen = Vec::new();
-        if !self.flushes.is_empty() || self.seen_due().is_some_and(|due| due <= now) {
-            self.seen_written = now;
-            while seen.len() < MAX_SEEN_BATCH
+        let flushing = !self.flushes.is_empty();
+        if flushing || self.seen_due().is_some_and(|due| due <= now) {
+            let limit = if flushing {
+                MAX_SEEN_BATCH
+            } else {
+                SEEN_PER_WRITE
+            };
+            while seen.len() < limit
                 && let Some(user) = self.seen.pop_first()
             {
                 seen.push(user);
+            }
+            // The rest stays due, for the next writes.
+            if self.seen.is_empty() {
+                self.seen_written = now;
             }
         }
         let flushes = if self.records.is_empty() && self.seen.is_empty() {
@@ -198,6 +207,13 @@ const LINGER: Duration = Duration::from_millis(10);
 /// exact to about a second, and a user who signs in many times a second is
 /// written once, not with every batch of the ledger.
 const SEEN_EVERY: Duration = Duration::from_secs(1);
+/// The most sign-ins one write takes once they are due (unless a flush
+/// asks for all of them): a second's sign-ins are spread over the writes
+/// that follow, rather than all in one. Under provisioning load a second
+/// brings thousands of users, and writing them in one of the ledger's
+/// batches held every handshake waiting for it (PostgreSQL: 60–110 ms,
+/// once a second, which was the p99 of the row).
+const SEEN_PER_WRITE: usize = 128;
 
 impl Recorder {
     /// Starts the writer task on the current runtime (again after a panic:
@@ -444,6 +460,26 @@ mod tests {
         assert!(!wakes(&mut p, |p| {
             p.take(now);
         }));
+    }
+
+    #[test]
+    fn due_sign_ins_are_spread_over_the_writes_that_follow() {
+        let many = SEEN_PER_WRITE as i64 * 2 + 1;
+        let (mut p, now) = pending(0, many, 0);
+        let due = now + SEEN_EVERY;
+        assert!(p.take(now).seen.is_empty(), "not due yet");
+        let first = p.take(due);
+        assert_eq!(first.seen.len(), SEEN_PER_WRITE, "one write's worth");
+        assert_eq!(first.seen[0], 1, "oldest ids first");
+        assert!(p.has_work(due), "the rest is still due");
+        assert_eq!(p.take(due).seen.len(), SEEN_PER_WRITE);
+        let last = p.take(due);
+        assert_eq!(last.seen, [many]);
+        assert_eq!(p.due(), None);
+
+        // Noted after the last of them was written: due a second later.
+        p.seen.insert(7);
+        assert_eq!(p.due(), Some(due + SEEN_EVERY));
     }
 
     #[test]
