@@ -4,6 +4,7 @@
 //! fixture tokens.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -524,4 +525,29 @@ pub async fn jti_rows(url: &str) -> (i64, i64) {
     let rows = (count("used_jtis_log").await, count("used_jtis").await);
     conn.close().await.unwrap();
     rows
+}
+
+/// Calls `probe` every 50 ms until it answers `Ok`; panics with the last
+/// observation when `deadline` passes. Returns how long it took.
+pub async fn eventually(
+    what: &str,
+    deadline: Duration,
+    mut probe: impl AsyncFnMut() -> Result<(), String>,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(()) => {
+                let took = start.elapsed();
+                eprintln!("eventually: {what}: {took:?}");
+                return took;
+            }
+            Err(last) => {
+                if start.elapsed() > deadline {
+                    panic!("{what}: not the case after {deadline:?}; last answer: {last}");
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

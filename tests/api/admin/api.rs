@@ -2965,22 +2965,23 @@ async fn an_audit_entry_reaches_the_database_without_a_flush() {
     // no flush at start-up (the first housekeeping run) can have taken it.
     for (n, team) in [(1, "first-audited"), (2, "second-audited")] {
         app.admin().post("/teams", json!({"name": team})).await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let written: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'admin_change'")
-                    .fetch_one(&mut db)
-                    .await
-                    .unwrap();
-            if written == n {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{team}'s entry was not written within 10 s ({written} written)"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        eventually(
+            &format!("{team}'s entry written without a flush"),
+            std::time::Duration::from_secs(10),
+            async || {
+                let written: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'admin_change'")
+                        .fetch_one(&mut db)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                if written == n {
+                    Ok(())
+                } else {
+                    Err(format!("{written} written"))
+                }
+            },
+        )
+        .await;
     }
     db.close().await.unwrap();
 }

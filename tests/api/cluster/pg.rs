@@ -1,13 +1,14 @@
 //! Shared helpers of the PostgreSQL tests: a fresh database per test, gateway
 //! instances ("nodes") on it that share one keys folder, a TCP proxy in front
-//! of PostgreSQL that can be switched off, and polling with a deadline.
+//! of PostgreSQL that can be switched off, and the deadlines of polling
+//! (`helpers::eventually`).
 //!
 //! Without `EMBEDGATE_TEST_POSTGRES_URL` every helper that needs PostgreSQL
 //! prints why the test is skipped and returns `None`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use embedgate::config::DatabaseUrl;
 use serde_json::Value;
@@ -215,31 +216,6 @@ pub async fn answer(res: reqwest::Response) -> (u16, String) {
 
 pub const PROPAGATION_DEADLINE: Duration = Duration::from_secs(5);
 pub const RELOAD_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Calls `probe` every 50 ms until it answers `Ok`; panics with the last
-/// observation when `deadline` passes. Returns how long it took.
-pub async fn eventually(
-    what: &str,
-    deadline: Duration,
-    mut probe: impl AsyncFnMut() -> Result<(), String>,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(()) => {
-                let took = start.elapsed();
-                eprintln!("propagation: {what}: {took:?}");
-                return took;
-            }
-            Err(last) => {
-                if start.elapsed() > deadline {
-                    panic!("{what}: not the case after {deadline:?}; last answer: {last}");
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// `Ok` when `(status, code)` is the expected answer.
 pub fn expect_answer(got: (u16, String), status: u16, code: &str) -> Result<(), String> {
