@@ -501,7 +501,7 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
-    p.add_argument("--profile", choices=["perf", "callgrind", "strace"],
+    p.add_argument("--profile", choices=["perf", "callgrind", "strace", "switches"],
                    help="instead of the table: profile the gateway (SQLite) under each row's load")
     p.add_argument("--profile-secs", type=float, default=15)
     args = p.parse_args()
@@ -681,6 +681,10 @@ def profile(args, work: Path, gw: subprocess.Popen, rows: list[Row]) -> None:
             s = row.target.run(light, args.profile_secs)
             subprocess.run(["callgrind_control", "-i", "off", str(gw.pid)], check=True, capture_output=True)
             subprocess.run(["callgrind_control", f"--dump={name}", str(gw.pid)], check=True, capture_output=True)
+        elif args.profile == "switches":
+            before = thread_switches(gw.pid)
+            s = row.target.run(light, args.profile_secs)
+            log_switches_per_request(before, thread_switches(gw.pid), s.requests)
         elif args.profile == "strace":
             report = work / f"strace-{name}.txt"
             # Counts only: `-c` keeps strace's own cost per call small.
@@ -742,6 +746,36 @@ def log_syscalls_per_request(report: Path, requests: int) -> None:
     total = sum(c for c, _ in counts)
     top = ", ".join(f"{name} {c / requests:.2f}" for c, name in counts[:6])
     log(f"  {total / requests:.2f} system calls per request ({top})")
+
+
+def thread_switches(pid: int) -> dict[str, list[int]]:
+    """Voluntary and involuntary context switches so far, summed per thread name."""
+    out: dict[str, list[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = re.search(r"^Name:\s*(.*)$", status, re.M).group(1)
+        counts = [int(re.search(rf"^{k}:\s*(\d+)", status, re.M).group(1))
+                  for k in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")]
+        total = out.setdefault(name, [0, 0])
+        total[0] += counts[0]
+        total[1] += counts[1]
+    return out
+
+
+def log_switches_per_request(before: dict, after: dict, requests: int) -> None:
+    """Logs each thread's context switches (voluntary + involuntary) per request served."""
+    if requests <= 0:
+        return
+    parts, total = [], 0.0
+    for name in sorted(after):
+        old = before.get(name, [0, 0])
+        vol, invol = (after[name][i] - old[i] for i in (0, 1))
+        total += (vol + invol) / requests
+        parts.append(f"{name} {vol / requests:.2f}+{invol / requests:.2f}")
+    log(f"  {total:.2f} context switches per request (voluntary+involuntary: {', '.join(parts)})")
 
 
 if __name__ == "__main__":

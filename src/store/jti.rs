@@ -58,6 +58,24 @@ impl JtiMemory {
             max: JTI_MEMORY_MAX,
         }
     }
+
+    /// Sizes the map for `max` ids, so that it never grows while it fills.
+    /// Growing rehashes every id already in it, under the lock that every
+    /// ledger batch takes: measured under handshake load, all handshakes
+    /// stalled at each doubling, for 23 ms at 115,000 ids up to 167 ms at
+    /// 917,000 (bench/README.md). Called once the memory is read back;
+    /// the 52 MB of the default `max` are mostly untouched until used.
+    fn make_room(&mut self) {
+        self.ids.reserve(self.max.saturating_sub(self.ids.len()));
+    }
+
+    /// Replaces what is remembered with the log's ids (digest, expiry).
+    fn read_back(&mut self, logged: impl Iterator<Item = (u128, i64)>) {
+        self.ids.clear();
+        self.make_room();
+        self.ids.extend(logged);
+        self.loaded = true;
+    }
 }
 
 /// 128 bits of SHA-256 over the client id's length, the client id and the
@@ -90,7 +108,11 @@ impl Store {
     /// [`JTI_MEMORY_MAX`], `database.jti_memory_max`); beyond them, and
     /// always at 0, new ids go to the unique index.
     pub fn set_jti_memory_max(&self, max: usize) {
-        self.jti_memory().max = max;
+        let mut memory = self.jti_memory();
+        memory.max = max;
+        if memory.loaded {
+            memory.make_room();
+        }
     }
 
     /// Splits a batch's distinct ids (on the batch writers' connection, so
@@ -112,9 +134,8 @@ impl Store {
                 sqlx::query_as("SELECT client_id, jti, expires_at FROM used_jtis_log")
                     .fetch_all(&mut *conn)
                     .await?;
-            let mut memory = self.jti_memory();
-            memory.ids = rows.iter().map(|(c, j, e)| (digest(c, j), *e)).collect();
-            memory.loaded = true;
+            self.jti_memory()
+                .read_back(rows.iter().map(|(c, j, e)| (digest(c, j), *e)));
         }
         let memory = self.jti_memory();
         let mut room = memory.max.saturating_sub(memory.ids.len());
@@ -214,5 +235,40 @@ impl Store {
             self.jti_memory().ids.retain(|_, expires| *expires >= now);
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Filling the memory up to its `max` never grows (and so never
+    /// rehashes) the map, whether the memory was read back or sized later.
+    #[test]
+    fn the_memory_is_sized_once_for_max_ids() {
+        let mut memory = JtiMemory::new();
+        memory.max = 50_000;
+        memory.read_back((0..1_000u128).map(|d| (d, 0)));
+        let capacity = memory.ids.capacity();
+        assert!(capacity >= 50_000, "room for max ids: {capacity}");
+        for d in 1_000..50_000u128 {
+            memory.ids.insert(d, 0);
+        }
+        assert_eq!(memory.ids.capacity(), capacity, "never grown while filling");
+
+        // Read back again (after a failed batch): same room, not less.
+        memory.read_back((0..10u128).map(|d| (d, 0)));
+        assert_eq!(memory.ids.len(), 10);
+        assert!(memory.ids.capacity() >= 50_000);
+
+        // A larger max later: room for it at once.
+        memory.max = 200_000;
+        memory.make_room();
+        let capacity = memory.ids.capacity();
+        assert!(capacity >= 200_000);
+        for d in 10..200_000u128 {
+            memory.ids.insert(d, 0);
+        }
+        assert_eq!(memory.ids.capacity(), capacity);
     }
 }
