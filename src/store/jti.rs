@@ -63,10 +63,19 @@ impl JtiMemory {
     /// Growing rehashes every id already in it, under the lock that every
     /// ledger batch takes: measured under handshake load, all handshakes
     /// stalled at each doubling, for 23 ms at 115,000 ids up to 167 ms at
-    /// 917,000 (bench/README.md). Called once the memory is read back;
-    /// the 52 MB of the default `max` are mostly untouched until used.
+    /// 917,000 (bench/README.md). Done when the memory is read back (the
+    /// first batch after start) and when a read-back memory's `max` grows.
     fn make_room(&mut self) {
         self.ids.reserve(self.max.saturating_sub(self.ids.len()));
+    }
+
+    /// Sets `max`; a memory already read back takes its room at once, one
+    /// not yet read back when it is.
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+        if self.loaded {
+            self.make_room();
+        }
     }
 
     /// Replaces what is remembered with the log's ids (digest, expiry).
@@ -108,11 +117,7 @@ impl Store {
     /// [`JTI_MEMORY_MAX`], `database.jti_memory_max`); beyond them, and
     /// always at 0, new ids go to the unique index.
     pub fn set_jti_memory_max(&self, max: usize) {
-        let mut memory = self.jti_memory();
-        memory.max = max;
-        if memory.loaded {
-            memory.make_room();
-        }
+        self.jti_memory().set_max(max);
     }
 
     /// Splits a batch's distinct ids (on the batch writers' connection, so
@@ -247,7 +252,12 @@ mod tests {
     #[test]
     fn the_memory_is_sized_once_for_max_ids() {
         let mut memory = JtiMemory::new();
-        memory.max = 50_000;
+        memory.set_max(50_000);
+        assert_eq!(
+            memory.ids.capacity(),
+            0,
+            "no room taken before the read-back"
+        );
         memory.read_back((0..1_000u128).map(|d| (d, 0)));
         let capacity = memory.ids.capacity();
         assert!(capacity >= 50_000, "room for max ids: {capacity}");
@@ -261,9 +271,9 @@ mod tests {
         assert_eq!(memory.ids.len(), 10);
         assert!(memory.ids.capacity() >= 50_000);
 
-        // A larger max later: room for it at once.
-        memory.max = 200_000;
-        memory.make_room();
+        // A larger max later (`database.jti_memory_max` set after start):
+        // room for it at once.
+        memory.set_max(200_000);
         let capacity = memory.ids.capacity();
         assert!(capacity >= 200_000);
         for d in 10..200_000u128 {
