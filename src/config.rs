@@ -64,9 +64,10 @@ pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` or `postgres://user@host/db`.
     pub url: DatabaseUrl,
     pub max_connections: u32,
-    /// SQLite: how many consumed `jti`s the instance remembers (24 bytes
-    /// each); beyond them, and at 0, new ids go to the table's unique index
-    /// (see `store::jti`). Ignored on PostgreSQL.
+    /// SQLite: how many consumed `jti`s the instance remembers (room for
+    /// all of them is taken at the first handshake: 66 MB at the default);
+    /// beyond them, and at 0, new ids go to the table's unique index (see
+    /// `store::jti`). Ignored on PostgreSQL.
     pub jti_memory_max: usize,
 }
 

@@ -13,7 +13,7 @@
 //! database at the checkpoint: about one 4 KiB page per handshake, most of
 //! the cost of a handshake's write. So this instance remembers the ids it
 //! consumed, as SHA-256 digests ([`JtiMemory`], at most
-//! [`JTI_MEMORY_MAX`] of them by default, 52 MB), and writes them, in the
+//! [`JTI_MEMORY_MAX`] of them by default, 66 MB), and writes them, in the
 //! same all-or-nothing batch and before any handshake succeeds, to
 //! `used_jtis_log`, a table without a unique index whose rows land on its
 //! last page. An id is new when it is neither remembered nor in
@@ -37,8 +37,9 @@ pub struct JtiUse {
 
 /// How many consumed ids SQLite remembers at most, unless
 /// [`Store::set_jti_memory_max`] says otherwise (`database.jti_memory_max`):
-/// 24 bytes each in a hash map, whose 2^21 slots of 25 bytes at the full
-/// count take 52 MB.
+/// a hash map of 2^21 slots of 32 bytes (a 16-byte digest, 16-aligned, and
+/// an expiry) and a control byte each, 66 MB, all of it taken when the
+/// memory is read back (see `JtiMemory::make_room`).
 pub const JTI_MEMORY_MAX: usize = 1_000_000;
 
 /// SQLite: the ids in `used_jtis_log`, by digest, with their expiry.
