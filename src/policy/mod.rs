@@ -9,6 +9,7 @@
 
 mod decide;
 mod settings;
+mod sharded;
 mod state;
 
 use std::fmt;

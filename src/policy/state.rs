@@ -11,6 +11,7 @@ use std::sync::Arc;
 use actix_web::http::header::HeaderValue;
 
 use super::settings::Settings;
+use super::sharded::Sharded;
 use crate::domain::{GrantId, TeamId, UserId, WorkspaceId};
 use crate::store::{
     AccountTypeRecord, ClientRecord, ClientStatus, GrantRecord, GrantTarget, TeamRecord,
@@ -89,8 +90,10 @@ pub struct PolicyState {
     account_types: Map<String, Arc<AccountTypeRecord>>,
     teams: Map<TeamId, Arc<TeamRecord>>,
     team_by_name: Map<String, TeamId>,
-    users: Map<UserId, Arc<UserRecord>>,
-    user_by_email: Map<String, UserId>,
+    /// Sharded: they grow as handshakes provision users, under the write
+    /// lock every reader waits for.
+    users: Sharded<UserId, Arc<UserRecord>>,
+    user_by_email: Sharded<String, UserId>,
     members: Map<TeamId, BTreeSet<UserId>>,
     workspaces: Map<WorkspaceId, Arc<WorkspaceRecord>>,
     workbooks: Map<String, Arc<WorkbookRecord>>,
