@@ -65,9 +65,9 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
     /// SQLite: how many consumed `jti`s the instance remembers (room for
-    /// all of them is taken at the first handshake: 66 MB at the default);
-    /// beyond them, and at 0, new ids go to the table's unique index (see
-    /// `store::jti`). Ignored on PostgreSQL.
+    /// all of them is taken at the first handshake: 66 MiB at the default;
+    /// at most `store::JTI_MEMORY_LIMIT`); beyond them, and at 0, new ids go
+    /// to the table's unique index (see `store::jti`). Ignored on PostgreSQL.
     pub jti_memory_max: usize,
 }
 
@@ -271,6 +271,16 @@ impl Config {
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
         }
+        if self.database.jti_memory_max > crate::store::JTI_MEMORY_LIMIT {
+            return invalid(
+                "database.jti_memory_max",
+                format!(
+                    "{} is above {}: the memory's room is taken at once",
+                    self.database.jti_memory_max,
+                    crate::store::JTI_MEMORY_LIMIT
+                ),
+            );
+        }
         let positive = [
             (
                 "embed.max_token_lifetime_secs",
@@ -343,6 +353,19 @@ mod tests {
         assert!(err.to_string().contains("database.url"), "{err}");
         let err = load_toml("[server]\ntls_cert = \"a.pem\"\n").unwrap_err();
         assert!(err.to_string().contains("tls"), "{err}");
+    }
+
+    /// The `jti` memory takes its room at the first handshake: a max past
+    /// the limit is refused at start, not allocated (or aborted on) then.
+    #[test]
+    fn the_jti_memory_max_is_bounded() {
+        let max = crate::store::JTI_MEMORY_LIMIT;
+        let ok = load_toml(&format!("[database]\njti_memory_max = {max}\n")).unwrap();
+        assert_eq!(ok.database.jti_memory_max, max);
+        let err = load_toml(&format!("[database]\njti_memory_max = {}\n", max + 1)).unwrap_err();
+        assert!(err.to_string().contains("database.jti_memory_max"), "{err}");
+        let err = load_toml("[database]\njti_memory_max = 1000000000000\n").unwrap_err();
+        assert!(err.to_string().contains("database.jti_memory_max"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A `HashMap` grows by moving every entry into a table twice the size, in
 //! one call. The policy's user maps grow while handshakes provision users,
 //! under the policy's write lock, so every reader waits for the move: 42 ms
-//! at 114,688 users and 62 ms at 229,376 in the load benchmark. Split into
+//! at the growth point of 114,688 users and 62 ms at 229,376 in the load
+//! benchmark (bench/README.md). Split into
 //! [`SHARDS`] maps, a growth moves one shard's entries, and since a key's
 //! shard comes from its hash, the shards reach their growth points at
 //! different times (a few hundred inserts apart), each under its own lock.

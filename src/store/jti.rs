@@ -13,7 +13,7 @@
 //! database at the checkpoint: about one 4 KiB page per handshake, most of
 //! the cost of a handshake's write. So this instance remembers the ids it
 //! consumed, as SHA-256 digests ([`JtiMemory`], at most
-//! [`JTI_MEMORY_MAX`] of them by default, 66 MB), and writes them, in the
+//! [`JTI_MEMORY_MAX`] of them by default, 66 MiB), and writes them, in the
 //! same all-or-nothing batch and before any handshake succeeds, to
 //! `used_jtis_log`, a table without a unique index whose rows land on its
 //! last page. An id is new when it is neither remembered nor in
@@ -38,9 +38,16 @@ pub struct JtiUse {
 /// How many consumed ids SQLite remembers at most, unless
 /// [`Store::set_jti_memory_max`] says otherwise (`database.jti_memory_max`):
 /// a hash map of 2^21 slots of 32 bytes (a 16-byte digest, 16-aligned, and
-/// an expiry) and a control byte each, 66 MB, all of it taken when the
+/// an expiry) and a control byte each, 66 MiB, all of it taken when the
 /// memory is read back (see `JtiMemory::make_room`).
 pub const JTI_MEMORY_MAX: usize = 1_000_000;
+
+/// The largest `database.jti_memory_max` the configuration accepts: 2^24
+/// slots of 33 bytes, 528 MiB, taken at the first handshake. The room is
+/// taken at once, so a larger max would allocate its gigabytes then (or,
+/// past what can be allocated, abort the process) rather than refuse to
+/// start.
+pub const JTI_MEMORY_LIMIT: usize = 10_000_000;
 
 /// SQLite: the ids in `used_jtis_log`, by digest, with their expiry.
 #[derive(Debug)]

@@ -40,7 +40,7 @@ use crate::config::DatabaseUrl;
 
 pub use audit::EMAIL_CHUNK_BITS;
 pub use batch::{MAX_AUDIT_BATCH, MAX_JTI_BATCH, MAX_SEEN_BATCH, MAX_USER_BATCH};
-pub use jti::{JTI_MEMORY_MAX, JtiUse};
+pub use jti::{JTI_MEMORY_LIMIT, JTI_MEMORY_MAX, JtiUse};
 pub use records::*;
 
 /// How long getting a connection may take (from the pool, or the batch
