@@ -235,9 +235,8 @@ impl Writer {
                 }
             }
         }
+        self.create(guard, creates, now_ms, &mut again).await;
         let mut changes = Vec::new();
-        self.create(guard, creates, now_ms, &mut changes, &mut again)
-            .await;
         for (job, user, fields, what) in updates {
             let result = self.update(guard, &user, &fields, now_ms).await;
             if result.is_ok() {
@@ -252,29 +251,30 @@ impl Writer {
         again
     }
 
-    /// Creates the users of `creates` in one statement, puts them into the
-    /// policy and answers their handshakes.
+    /// Creates the users of `creates` in one statement, which also
+    /// announces them to the other instances, puts them into the policy
+    /// and answers their handshakes.
     async fn create(
         &self,
         guard: &WriteGuard<'_>,
         creates: Vec<(Job, UserFields)>,
         now_ms: i64,
-        changes: &mut Vec<Change>,
         again: &mut Vec<Job>,
     ) {
         if creates.is_empty() {
             return;
         }
         let fields: Vec<&UserFields> = creates.iter().map(|(_, f)| f).collect();
+        let announce = self.feed.instance_if_shared();
         let ids: Vec<Result<Option<UserId>, Problem>> =
-            match self.store.insert_users(&fields, now_ms).await {
+            match self.store.insert_users(&fields, now_ms, announce).await {
                 Ok(ids) => ids.into_iter().map(Ok).collect(),
                 // One user the database refuses (say, a team another
                 // instance deleted meanwhile) must not fail the others.
                 Err(e) if fields.len() > 1 && !e.is_unavailable() => {
                     let mut ids = Vec::with_capacity(fields.len());
                     for one in &fields {
-                        let id = self.store.insert_users(&[one], now_ms).await;
+                        let id = self.store.insert_users(&[one], now_ms, announce).await;
                         ids.push(
                             id.map(|mut id| id.pop().flatten())
                                 .map_err(|e| store_problem(&e)),
@@ -298,7 +298,6 @@ impl Writer {
                     );
                     self.policy
                         .put_user(guard, fields.into_new_record(user_id, now_ms));
-                    changes.push(Change::User(user_id));
                     job.answer(Ok(Written::Created { user_id, note }));
                 }
                 // Created meanwhile by another instance: load it, plan again.

@@ -32,15 +32,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use sqlx::Arguments;
 use sqlx::any::AnyArguments;
 
+use super::feed::announce_created_users;
 use super::jti::JtiPlan;
 use super::users::{FIELD_COLUMNS, add, add_fields};
 use super::{
-    AuditRecord, Backend, JtiUse, NO_NUMBER, NO_TEXT, REAL_ROWS, Store, StoreError, StoreResult,
-    UserFields, padded, placeholders, placeholders_from, size_class, to_json,
+    AuditRecord, Backend, BatchConn, CONNECT_TIMEOUT, IDLE_BEFORE_PING, JtiUse, NO_NUMBER, NO_TEXT,
+    REAL_ROWS, Store, StoreError, StoreResult, UserFields, padded, placeholders, placeholders_from,
+    size_class, to_json,
 };
 use crate::domain::{TeamId, UserId};
 
@@ -118,15 +121,76 @@ impl Store {
         &self,
         work: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, sqlx::Error>,
     ) -> StoreResult<T> {
-        let mut slot = self.batch_conn.lock().await;
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None => self.connect_one().await?,
+        self.on_conn(&self.batch_conn, work).await
+    }
+
+    /// [`Store::on_batch_conn`] on the connection of the batches of new
+    /// users (the same one on SQLite).
+    async fn on_users_conn<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<T> {
+        self.on_conn(&self.users_conn, work).await
+    }
+
+    async fn on_conn<T>(
+        &self,
+        slot: &BatchConn,
+        work: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<T> {
+        let mut slot = slot.lock().await;
+        let used = async |taken: Option<(sqlx::AnyConnection, Instant)>| {
+            let mut conn = match taken {
+                Some((conn, used))
+                    if self.backend == Backend::Postgres && used.elapsed() > IDLE_BEFORE_PING =>
+                {
+                    self.alive_or_new(conn).await?
+                }
+                Some((conn, _)) => conn,
+                None => self.connect_one().await?,
+            };
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            let done = work(&mut conn).await?;
+            Ok::<_, StoreError>((conn, done))
         };
-        self.queries.fetch_add(1, Ordering::Relaxed);
-        let done = work(&mut conn).await?;
-        *slot = Some(conn);
-        Ok(done)
+        match used(slot.take()).await {
+            Ok((conn, done)) => {
+                *slot = Some((conn, Instant::now()));
+                Ok(done)
+            }
+            Err(e) => {
+                if e.is_unavailable() {
+                    self.forget_idle_batch_conns();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the batch writers' connections that are not in use: one of
+    /// them found the database unreachable, and the others lead to the same
+    /// server (a connection cut with this one would fail its next batch).
+    fn forget_idle_batch_conns(&self) {
+        for slot in [&self.batch_conn, &self.users_conn] {
+            if let Ok(mut idle) = slot.try_lock() {
+                idle.take();
+            }
+        }
+    }
+
+    /// `conn` when it answers a ping in time, else a new connection.
+    async fn alive_or_new(
+        &self,
+        mut conn: sqlx::AnyConnection,
+    ) -> StoreResult<sqlx::AnyConnection> {
+        use sqlx::Connection;
+        match tokio::time::timeout(CONNECT_TIMEOUT, conn.ping()).await {
+            Ok(Ok(())) => Ok(conn),
+            _ => {
+                tracing::debug!("a batch writer's idle connection was lost; connecting again");
+                self.connect_one().await
+            }
+        }
     }
 
     /// Creates `users` with their memberships, all or nothing, on the batch
@@ -136,10 +200,17 @@ impl Store {
     /// memberships, one row naming the users created, `COMMIT`). Returns,
     /// for each of `users`, its new id, or `None` when its email was taken,
     /// by a stored user or by an earlier one of `users`.
+    ///
+    /// With `announce` (PostgreSQL, the change feed's instance name: see
+    /// [`ChangeFeed::instance_if_shared`]) the same statement announces the
+    /// users it created to the other instances.
+    ///
+    /// [`ChangeFeed::instance_if_shared`]: super::feed::ChangeFeed::instance_if_shared
     pub async fn insert_users(
         &self,
         users: &[&UserFields],
         now: i64,
+        announce: Option<&str>,
     ) -> StoreResult<Vec<Option<UserId>>> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -186,17 +257,25 @@ impl Store {
         add(&mut args, to_json(&memberships)?)?;
         let created: Vec<(UserId, String)> = match backend {
             Backend::Postgres => {
+                let memberships = args.len();
+                let told = match announce {
+                    Some(instance) => {
+                        add(&mut args, instance)?;
+                        format!(", {}", announce_created_users(args.len()))
+                    }
+                    None => String::new(),
+                };
                 let sql = format!(
                     "WITH created AS ({insert} RETURNING id, email), \
                      joined AS (INSERT INTO memberships (user_id, team_id) \
                      SELECT created.id, m.team_id FROM created \
-                     JOIN json_to_recordset(${}::json) AS m (email text, team_id bigint) \
-                     ON m.email = created.email) \
-                     SELECT id, email FROM created",
-                    args.len()
+                     JOIN json_to_recordset(${memberships}::json) AS m (email text, team_id bigint) \
+                     ON m.email = created.email){told} \
+                     SELECT id, email FROM created{}",
+                    if announce.is_some() { ", told" } else { "" }
                 );
                 let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
-                self.on_batch_conn(async |conn| q.fetch_all(conn).await)
+                self.on_users_conn(async |conn| q.fetch_all(conn).await)
                     .await?
             }
             Backend::Sqlite => {
@@ -221,7 +300,7 @@ impl Store {
                 );
                 let q = sqlx::query_scalar_with::<_, String, _>(sqlx::AssertSqlSafe(sql), args);
                 let rows = self
-                    .on_batch_conn(async |conn| q.fetch_all(conn).await)
+                    .on_users_conn(async |conn| q.fetch_all(conn).await)
                     .await?;
                 json_row(&rows)?.ok_or_else(|| {
                     StoreError::Corrupt("the batch of new users returned no row".into())

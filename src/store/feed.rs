@@ -20,6 +20,8 @@ pub const CHANNEL: &str = "embedgate_changes";
 /// A payload longer than this is announced as a full reload instead
 /// (PostgreSQL limits NOTIFY payloads to 8000 bytes).
 const MAX_PAYLOAD: usize = 7000;
+/// How a payload names a user ([`Change::User`]'s text before its id).
+const USER_TAG: &str = "user:";
 
 /// Announces and receives policy changes.
 #[derive(Debug, Clone)]
@@ -41,6 +43,21 @@ fn encode(instance: &str, changes: &[Change]) -> String {
         return format!("{instance} *");
     }
     payload
+}
+
+/// PostgreSQL: the `WITH` part `told` of a statement whose part `created`
+/// inserts users (`RETURNING id`): it announces them, with the instance's
+/// name bound to `${instance_param}`, as [`encode`] would. The notification
+/// leaves with the statement's commit, so a batch of new users costs one
+/// transaction (one commit) rather than two. The final `SELECT` must read
+/// `told` (an unread `SELECT` part is not run); it has a row only when a
+/// user was created. A batch of at most `max_users` users stays under
+/// [`MAX_PAYLOAD`] (see the test).
+pub fn announce_created_users(instance_param: usize) -> String {
+    format!(
+        "told AS (SELECT pg_notify('{CHANNEL}', ${instance_param}::text \
+         || string_agg(' {USER_TAG}' || created.id, '')) FROM created HAVING count(*) > 0)"
+    )
 }
 
 /// `None` for a full reload, else the changes; with the sender.
@@ -69,6 +86,13 @@ impl ChangeFeed {
 
     pub fn is_shared(&self) -> bool {
         self.url.is_some()
+    }
+
+    /// What a statement that creates users needs to announce them itself
+    /// ([`announce_created_users`]): this instance's name, when it has
+    /// anything to announce to.
+    pub fn instance_if_shared(&self) -> Option<&str> {
+        self.url.as_ref().map(|_| self.instance.as_str())
     }
 
     /// Tells the other instances what changed (after the write committed).
@@ -203,6 +227,21 @@ mod tests {
         assert_eq!(decode(&payload), Some(("i1", Some(changes))));
         assert_eq!(decode("i2 *"), Some(("i2", None)));
         assert_eq!(decode("i3 nonsense:1"), None);
+    }
+
+    /// What [`announce_created_users`] builds in SQL is [`encode`]'s text,
+    /// and a full batch of users fits in one announcement.
+    #[test]
+    fn the_new_users_announcement_is_encodes_text_and_fits() {
+        assert_eq!(format!("{USER_TAG}42"), Change::User(42).to_string());
+        let instance = crate::crypto::random_token("i", 6).unwrap();
+        let ids = [i64::MAX; crate::store::MAX_USER_BATCH];
+        let sql_text: String = std::iter::once(instance.clone())
+            .chain(ids.iter().map(|id| format!(" {USER_TAG}{id}")))
+            .collect();
+        let changes: Vec<Change> = ids.iter().copied().map(Change::User).collect();
+        assert_eq!(sql_text, encode(&instance, &changes), "not a full reload");
+        assert!(announce_created_users(3).contains("$3::text"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -98,6 +98,19 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A connection of a batch writer (see [`Store::batch_conn`]), outside
+/// the pool, with the end of its last use: `None` until first used, and
+/// again after a failure.
+type BatchConn = Arc<tokio::sync::Mutex<Option<(sqlx::AnyConnection, Instant)>>>;
+
+/// PostgreSQL: a batch writer's connection idle for longer than this is
+/// pinged before it is used, and replaced when the ping fails. A server
+/// restart (or a proxy's idle timeout) cuts idle connections; without the
+/// ping the first batch after it failed (its handshakes answered `503`)
+/// though the database was back. Under load a connection is never idle
+/// that long, so this costs nothing there.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// The database, shared by every part of the gateway that persists state.
 #[derive(Clone)]
 pub struct Store {
@@ -113,7 +126,13 @@ pub struct Store {
     /// ledger, audit log, new users) take turns in-process: SQLite has one writer at a
     /// time, and a connection that finds the write lock taken sleeps in
     /// SQLite's busy handler (1, 2, 5, 10… ms).
-    batch_conn: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
+    batch_conn: BatchConn,
+    /// The connection of the batches of new users ([`Store::insert_users`]):
+    /// on PostgreSQL one of their own, so that a batch of new users and a
+    /// ledger batch run side by side on two server processes (one server
+    /// process serving both was the bottleneck of provisioning handshakes:
+    /// bench/README.md); on SQLite `batch_conn` itself, one writer at a time.
+    users_conn: BatchConn,
     /// SQLite: the consumed ids this instance remembers (see [`jti`]).
     jti_memory: Arc<std::sync::Mutex<jti::JtiMemory>>,
     /// SQLite: the database file (`None` in memory).
@@ -197,12 +216,18 @@ impl Store {
             })
             .connect_with(options.clone())
             .await?;
+        let batch_conn = BatchConn::default();
+        let users_conn = match backend {
+            Backend::Postgres => BatchConn::default(),
+            Backend::Sqlite => Arc::clone(&batch_conn),
+        };
         Ok(Store {
             pool,
             backend,
             queries: Arc::new(AtomicU64::new(0)),
             options,
-            batch_conn: Arc::new(tokio::sync::Mutex::new(None)),
+            batch_conn,
+            users_conn,
             jti_memory: Arc::new(std::sync::Mutex::new(jti::JtiMemory::new())),
             sqlite_file,
             instance: Arc::new(std::sync::Mutex::new(None)),
@@ -307,8 +332,10 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(conn) = self.batch_conn.lock().await.take() {
-            let _ = sqlx::Connection::close(conn).await;
+        for slot in [&self.batch_conn, &self.users_conn] {
+            if let Some((conn, _)) = slot.lock().await.take() {
+                let _ = sqlx::Connection::close(conn).await;
+            }
         }
         self.pool.close().await;
         locked(&self.instance).take();

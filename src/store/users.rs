@@ -235,9 +235,10 @@ impl Store {
 
     /// Creates a user with its memberships. `None` when the email is taken
     /// (for instance by a concurrent first handshake), so the caller can
-    /// adopt the existing user instead. See [`Store::insert_users`].
+    /// adopt the existing user instead. See [`Store::insert_users`]; the
+    /// caller announces the change.
     pub async fn insert_user(&self, u: &UserFields, now: i64) -> StoreResult<Option<UserId>> {
-        Ok(self.insert_users(&[u], now).await?.pop().flatten())
+        Ok(self.insert_users(&[u], now, None).await?.pop().flatten())
     }
 
     /// Replaces every field and membership of a user. `updated_at` always

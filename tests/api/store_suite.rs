@@ -512,7 +512,7 @@ async fn insert_users(store: &Store) {
         user_fields("zed@acme.example", &[b, c]),
     ];
     let refs: Vec<&UserFields> = batch.iter().collect();
-    let ids = store.insert_users(&refs, T + 1).await.unwrap();
+    let ids = store.insert_users(&refs, T + 1, None).await.unwrap();
     assert_eq!(ids.len(), 5);
     assert!(
         ids[0].is_some() && ids[1].is_some() && ids[3].is_some(),
@@ -545,7 +545,7 @@ async fn insert_users(store: &Store) {
     );
     assert_eq!(store.get_user(zed).await.unwrap().unwrap(), zed_before);
     assert_eq!(store.team_member_ids(c).await.unwrap(), [ids[3].unwrap()]);
-    assert_eq!(store.insert_users(&[], T).await.unwrap(), []);
+    assert_eq!(store.insert_users(&[], T, None).await.unwrap(), []);
 
     // One user with a missing team fails the whole batch: nothing of it
     // is written, and the next batch works.
@@ -554,7 +554,7 @@ async fn insert_users(store: &Store) {
         user_fields("ghost@acme.example", &[9_999]),
     ];
     let refs: Vec<&UserFields> = bad.iter().collect();
-    assert!(is_conflict(store.insert_users(&refs, T + 2).await));
+    assert!(is_conflict(store.insert_users(&refs, T + 2, None).await));
     for address in ["dan@acme.example", "ghost@acme.example"] {
         assert!(
             store
@@ -572,7 +572,7 @@ async fn insert_users(store: &Store) {
             .len(),
         4
     );
-    let dan = store.insert_users(&refs[..1], T + 3).await.unwrap();
+    let dan = store.insert_users(&refs[..1], T + 3, None).await.unwrap();
     assert!(dan[0].is_some());
 
     // The largest batch, each user in 100 teams, fits.
@@ -584,7 +584,7 @@ async fn insert_users(store: &Store) {
         .map(|i| user_fields(&format!("user-{i}@acme.example"), &teams))
         .collect();
     let refs: Vec<&UserFields> = many.iter().collect();
-    let ids = store.insert_users(&refs, T + 4).await.unwrap();
+    let ids = store.insert_users(&refs, T + 4, None).await.unwrap();
     assert!(ids.iter().all(Option::is_some));
     assert_eq!(
         store.team_member_ids(teams[99]).await.unwrap().len(),

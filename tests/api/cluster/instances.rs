@@ -228,6 +228,48 @@ async fn a_session_for_a_user_its_handshake_created_is_accepted_by_the_other_ins
     );
 }
 
+/// The users a batch of first handshakes created on A reach B's policy by
+/// the change feed alone, with their teams: B serves no request meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_created_by_first_handshakes_on_one_instance_reach_the_others_policy() {
+    let Some(c) =
+        cluster("users_created_by_first_handshakes_on_one_instance_reach_the_others_policy").await
+    else {
+        return;
+    };
+    let emails: Vec<String> = (0..20).map(|i| format!("new{i}@acme.example")).collect();
+    let paths = emails
+        .iter()
+        .map(|e| {
+            let token = c.a.token().email(e).sign();
+            (0, format!("/embed/workbooks/sales?jwt={token}"))
+        })
+        .collect();
+    // At once, so that A's writer creates them in batches of several.
+    let answers = concurrent_handshakes(&c.a, &c.b, paths).await;
+    assert!(answers.iter().all(|(_, s, _)| *s == 303), "{answers:?}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let missing = loop {
+        let missing: Vec<&String> = emails
+            .iter()
+            .filter(|e| c.b.gateway.policy.read().user_by_email(e).is_none())
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing.into_iter().cloned().collect::<Vec<_>>();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(missing.is_empty(), "B never heard of {missing:?}");
+    for e in &emails {
+        let on_a = c.a.gateway.policy.read().user_by_email(e).cloned().unwrap();
+        let on_b = c.b.gateway.policy.read().user_by_email(e).cloned().unwrap();
+        assert_eq!(on_b.id, on_a.id, "{e}");
+        assert_eq!(on_b.team_ids, on_a.team_ids, "{e}: the memberships");
+        assert!(!on_b.team_ids.is_empty(), "{e}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_issued_after_revoke_sessions_is_accepted_by_the_other_instance_at_once() {
     let Some(c) =
@@ -898,6 +940,30 @@ async fn when_the_database_stops_answering_handshakes_get_503_not_a_hang() {
 
     // Back: the ledger connects again.
     proxy.on();
+    app.open(&app.token().email("after@acme.example").sign(), "sales")
+        .await;
+}
+
+/// A server restart cuts the batch writers' idle connections; the first
+/// handshake after it (a new user: the ledger's connection and the new
+/// users') must not be the one that finds out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_handshake_after_a_database_restart_while_idle_succeeds() {
+    let Some((_db, proxy, app, _keys)) = seeded_node_behind_a_proxy(
+        "the_first_handshake_after_a_database_restart_while_idle_succeeds",
+    )
+    .await
+    else {
+        return;
+    };
+    app.open(&app.token().email("before@acme.example").sign(), "sales")
+        .await;
+    // Its audit entries and sign-in written (they follow within a second).
+    app.gateway.recorder.flush().await;
+    proxy.off();
+    proxy.on();
+    // Idle for longer than the gateway lets a batch connection go unchecked.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     app.open(&app.token().email("after@acme.example").sign(), "sales")
         .await;
 }
