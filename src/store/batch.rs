@@ -2,7 +2,8 @@
 //! ([`Store::on_batch_conn`]): a batch of the `jti` ledger with the audit
 //! entries and the sign-ins (`last_seen_at`) recorded since the last batch,
 //! written all or nothing with **one round trip** to the database; and a
-//! batch of new users with their memberships ([`Store::insert_users`]).
+//! batch of new users with their memberships ([`Store::insert_users`]), on
+//! a connection of its own on PostgreSQL.
 //!
 //! Under load a handshake waits for its ledger batch, and each trip to the
 //! database is a hand-off to another thread (SQLite's connection thread, or

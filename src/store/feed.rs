@@ -51,9 +51,11 @@ fn encode(instance: &str, changes: &[Change]) -> String {
 /// leaves with the statement's commit, so a batch of new users costs one
 /// transaction (one commit) rather than two. The final `SELECT` must read
 /// `told` (an unread `SELECT` part is not run); it has a row only when a
-/// user was created. A batch of at most `max_users` users stays under
+/// user was created. A batch of [`MAX_USER_BATCH`] users stays under
 /// [`MAX_PAYLOAD`] (see the test).
-pub fn announce_created_users(instance_param: usize) -> String {
+///
+/// [`MAX_USER_BATCH`]: super::MAX_USER_BATCH
+pub(super) fn announce_created_users(instance_param: usize) -> String {
     format!(
         "told AS (SELECT pg_notify('{CHANNEL}', ${instance_param}::text \
          || string_agg(' {USER_TAG}' || created.id, '')) FROM created HAVING count(*) > 0)"
@@ -89,8 +91,8 @@ impl ChangeFeed {
     }
 
     /// What a statement that creates users needs to announce them itself
-    /// ([`announce_created_users`]): this instance's name, when it has
-    /// anything to announce to.
+    /// (see [`Store::insert_users`]): this instance's name, when it has
+    /// other instances to announce to.
     pub fn instance_if_shared(&self) -> Option<&str> {
         self.url.as_ref().map(|_| self.instance.as_str())
     }

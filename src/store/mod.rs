@@ -123,9 +123,9 @@ pub struct Store {
     /// would cost a ping to the server before each use (PostgreSQL) and one
     /// after each (both backends), and a cold page cache whenever the pool
     /// handed out another one. The lock also makes the batch writers (jti
-    /// ledger, audit log, new users) take turns in-process: SQLite has one writer at a
-    /// time, and a connection that finds the write lock taken sleeps in
-    /// SQLite's busy handler (1, 2, 5, 10… ms).
+    /// ledger, audit log, and on SQLite new users) take turns in-process:
+    /// SQLite has one writer at a time, and a connection that finds the
+    /// write lock taken sleeps in SQLite's busy handler (1, 2, 5, 10… ms).
     batch_conn: BatchConn,
     /// The connection of the batches of new users ([`Store::insert_users`]):
     /// on PostgreSQL one of their own, so that a batch of new users and a
