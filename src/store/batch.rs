@@ -179,7 +179,10 @@ impl Store {
         }
     }
 
-    /// `conn` when it answers a ping in time, else a new connection.
+    /// `conn` when it answers a ping, a new connection when it was cut.
+    /// A server that does not answer the ping within [`CONNECT_TIMEOUT`]
+    /// is unavailable at once: connecting to it would wait as long again,
+    /// and a handshake waits at most that long for the database.
     async fn alive_or_new(
         &self,
         mut conn: sqlx::AnyConnection,
@@ -187,10 +190,11 @@ impl Store {
         use sqlx::Connection;
         match tokio::time::timeout(CONNECT_TIMEOUT, conn.ping()).await {
             Ok(Ok(())) => Ok(conn),
-            _ => {
-                tracing::debug!("a batch writer's idle connection was lost; connecting again");
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "a batch writer's idle connection was lost; connecting again");
                 self.connect_one().await
             }
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
         }
     }
 

@@ -266,7 +266,7 @@ impl Store {
         Ok(self.db().begin().await?)
     }
 
-    /// The batch writers' connection: set up like the pool's, and on
+    /// A batch writer's connection: set up like the pool's, and on
     /// SQLite with 16 MiB of page cache (the default is 2) to keep the
     /// indexes every handshake writes in memory. Gives up after
     /// [`CONNECT_TIMEOUT`], as the pool's acquire does: a server that
